@@ -1,0 +1,404 @@
+// The one message protocol between the extension host (or CLI) and the engine worker.
+//
+// Plain JSON-serialisable data only (no classes, no typed arrays, no bigint), so messages cross
+// worker_threads postMessage, stdio or HTTP unchanged. Every message is a discriminated union on
+// `type`. Requests carry a caller-chosen `id`; every response or event about a request carries the
+// same `id`. The worker announces PROTOCOL_VERSION in `hello` as soon as it starts; a client that
+// sees another major version refuses to talk. Changes are additive only: new optional fields, new
+// message types. Never rename or remove.
+//
+// This module imports nothing: src/ may import it without pulling in engine internals.
+
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+export type BackendChoice = 'auto' | 'webgpu' | 'onnx' | 'reference';
+export type BackendName = 'webgpu' | 'onnx' | 'reference';
+
+/** Scheduling class: interactive completions preempt chat, chat preempts background warm-up. */
+export type Priority = 'interactive' | 'chat' | 'background';
+
+export interface SamplingParams {
+  /** 0 (or absent) = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  /** llama.cpp-style repetition penalty (1 = off) over the last `penaltyLastN` tokens. */
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyLastN?: number;
+  /** RNG seed for reproducible sampling. */
+  seed?: number;
+}
+
+/** Prompt-lookup speculative decoding (no draft model). */
+export interface SpeculativeParams {
+  /** Max draft tokens verified per step (0 disables). */
+  maxDraft?: number;
+  /** n-gram length matched against the prompt / workspace text. */
+  ngram?: number;
+  /** Extra text (e.g. open editors) the drafter may copy from, besides the prompt. */
+  workspaceText?: string[];
+}
+
+/** One piece of a prompt. Stable segments go first so their KV is reused across requests. */
+export interface PromptSegment {
+  text: string;
+  /** What the segment is; lets the engine pick chunk caches and report reuse. */
+  role?: 'header' | 'chunk' | 'prefix' | 'suffix' | 'text';
+  /** Stable identity for chunk caches (e.g. file path + content hash). */
+  key?: string;
+  /** Parse special-token text (e.g. "<|fim_prefix|>") into special ids. Default false. */
+  parseSpecial?: boolean;
+}
+
+/** A retrieved piece of another file, placed before the current file in a FIM prompt. */
+export interface ContextChunk {
+  filePath: string;
+  text: string;
+  languageId?: string;
+  /** Retrieval score; higher first when the budget forces dropping chunks. */
+  score?: number;
+}
+
+/** Fill-in-the-middle input: the engine formats it for the model family (engine/context). */
+export interface FimInput {
+  prefix: string;
+  suffix: string;
+  filePath?: string;
+  languageId?: string;
+  repoName?: string;
+  chunks?: ContextChunk[];
+}
+
+export type PromptInput =
+  | { kind: 'text'; text: string; addSpecial?: boolean; parseSpecial?: boolean }
+  | { kind: 'segments'; segments: PromptSegment[]; addSpecial?: boolean }
+  | { kind: 'tokens'; tokenIds: number[] }
+  | { kind: 'fim'; fim: FimInput };
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Options every generating request shares. */
+export interface GenerationOptions {
+  priority?: Priority;
+  maxTokens?: number;
+  sampling?: SamplingParams;
+  /** Stop strings: generation ends before the first occurrence (it is not emitted). */
+  stop?: string[];
+  /** Wall-clock budget from when the engine receives the request; on expiry it returns what it has. */
+  deadlineMs?: number;
+  speculative?: SpeculativeParams;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests (client -> engine)
+
+export interface LoadModelRequest {
+  type: 'loadModel';
+  id: string;
+  path: string;
+  backend: BackendChoice;
+  /** Tokens per sequence; default: the model's, capped by kvBudget. */
+  contextLength?: number;
+  /** KV storage to allocate, as slots (tokens) and/or bytes; the smaller wins. */
+  kvBudget?: { slots?: number; bytes?: number };
+  /** Max concurrent sequences decoded together. */
+  maxSequences?: number;
+  /** Prefill chunk size (tokens) between which higher-priority work may run. */
+  prefillChunk?: number;
+  /** CPU threads for CPU backends. */
+  threads?: number;
+  /** Directory for on-disk chunk caches; absent = memory only. */
+  cacheDir?: string;
+}
+
+export interface CompleteRequest extends GenerationOptions {
+  type: 'complete';
+  id: string;
+  prompt: PromptInput;
+}
+
+export interface ChatRequest extends GenerationOptions {
+  type: 'chat';
+  id: string;
+  messages: ChatMessage[];
+}
+
+export interface TokenizeRequest {
+  type: 'tokenize';
+  id: string;
+  text: string;
+  addSpecial?: boolean;
+  parseSpecial?: boolean;
+}
+
+/** Cancels request `id`; its stream ends with finishReason 'cancelled'. Unknown ids are ignored. */
+export interface CancelRequest {
+  type: 'cancel';
+  id: string;
+}
+
+export interface MetricsRequest {
+  type: 'metrics';
+  id: string;
+}
+
+export interface ClearCacheRequest {
+  type: 'clearCache';
+  id: string;
+}
+
+export interface ShutdownRequest {
+  type: 'shutdown';
+  id: string;
+}
+
+export type EngineRequest =
+  | LoadModelRequest
+  | CompleteRequest
+  | ChatRequest
+  | TokenizeRequest
+  | CancelRequest
+  | MetricsRequest
+  | ClearCacheRequest
+  | ShutdownRequest;
+
+export type EngineRequestType = EngineRequest['type'];
+
+// ---------------------------------------------------------------------------------------------
+// Responses and events (engine -> client)
+
+/** First message from a fresh worker. */
+export interface HelloEvent {
+  type: 'hello';
+  protocolVersion: number;
+}
+
+export interface ModelInfo {
+  path: string;
+  name: string;
+  arch: string;
+  backend: BackendName;
+  contextLength: number;
+  /** Context length the file declares (contextLength may be smaller). */
+  trainedContextLength: number;
+  vocabSize: number;
+  nLayers: number;
+  nEmbd: number;
+  /** Dominant weight type, e.g. "Q8_0". */
+  weightType: string;
+  kvSlots: number;
+  /** The tokenizer has FIM tokens. */
+  fim: boolean;
+  /** The file carries a chat template. */
+  chat: boolean;
+  loadMs: number;
+}
+
+/** Answer to loadModel. */
+export interface ReadyEvent {
+  type: 'ready';
+  id: string;
+  protocolVersion: number;
+  model: ModelInfo;
+}
+
+export interface ProgressEvent {
+  type: 'progress';
+  id?: string;
+  /** In [0, 1]. */
+  fraction: number;
+  what: string;
+}
+
+export type FinishReason = 'stop' | 'eog' | 'length' | 'cancelled' | 'deadline' | 'error';
+
+export interface Timings {
+  /** Request received -> first token emitted. */
+  ttftMs: number;
+  /** Decode speed after the first token. */
+  tokensPerSecond: number;
+  promptTokens: number;
+  /** Prompt tokens actually computed. */
+  prefillTokens: number;
+  /** Prompt tokens whose KV was reused from the cache. */
+  cachedTokens: number;
+  generatedTokens: number;
+  totalMs: number;
+  /** Speculative decoding: draft tokens proposed and accepted. */
+  draftTokens?: number;
+  acceptedDraftTokens?: number;
+  /** Time spent waiting for higher-priority work. */
+  queueMs?: number;
+}
+
+/**
+ * A piece of a generated stream. Zero or more with done=false, then exactly one with done=true
+ * (which may carry final text) holding finishReason and timings.
+ */
+export interface TokenEvent {
+  type: 'token';
+  id: string;
+  text: string;
+  tokenIds: number[];
+  done: boolean;
+  finishReason?: FinishReason;
+  timings?: Timings;
+}
+
+export interface TokenizeResult {
+  type: 'tokens';
+  id: string;
+  tokenIds: number[];
+  /** Text of each token (for display). */
+  pieces: string[];
+}
+
+export interface MetricsSnapshot {
+  timeMs: number;
+  uptimeMs: number;
+  model?: { name: string; arch: string; backend: BackendName; contextLength: number };
+  requests: { active: number; queued: number; completed: number; cancelled: number; failed: number; deadline: number };
+  tokens: { prompt: number; prefilled: number; cached: number; generated: number };
+  kv: {
+    slotsTotal: number;
+    slotsUsed: number;
+    /** Slots held only by the prefix cache (reusable, evictable). */
+    slotsCached: number;
+    /** Prefix cache lookups that reused >= 1 token / all lookups. */
+    hitRate: number;
+    evictions: number;
+  };
+  speculative: { drafted: number; accepted: number; acceptanceRate: number };
+  latency: { ttftP50Ms: number; ttftP99Ms: number; lastTtftMs: number; lastTokensPerSecond: number };
+  memory: { weightsBytes: number; kvBytes: number; scratchBytes: number; heapUsedBytes: number; rssBytes: number };
+  /** Backend fallbacks and similar notes since start. */
+  notes: string[];
+}
+
+export interface MetricsEvent {
+  type: 'metrics';
+  id?: string;
+  snapshot: MetricsSnapshot;
+}
+
+/** Acknowledges clearCache and shutdown. */
+export interface AckEvent {
+  type: 'ack';
+  id: string;
+  request: EngineRequestType;
+}
+
+/** Something the user may want to know that is not an error (e.g. backend fallback). */
+export interface WarningEvent {
+  type: 'warning';
+  id?: string;
+  code: 'backend-fallback' | 'backend-lost' | 'context-truncated' | 'other';
+  message: string;
+  hint?: string;
+}
+
+/** A failed request (id set) or a failure of the engine itself (id absent). */
+export interface ErrorEvent {
+  type: 'error';
+  id?: string;
+  /** Error class name, e.g. "GgufError", "ModelNotSupportedError", "WorkerCrashedError". */
+  name: string;
+  message: string;
+  /** What the user can do about it. */
+  hint: string;
+  /** The engine cannot continue (worker crashed, model unloaded). */
+  fatal?: boolean;
+}
+
+export type EngineEvent =
+  | HelloEvent
+  | ReadyEvent
+  | ProgressEvent
+  | TokenEvent
+  | TokenizeResult
+  | MetricsEvent
+  | AckEvent
+  | WarningEvent
+  | ErrorEvent;
+
+export type EngineEventType = EngineEvent['type'];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (pure; no engine imports)
+
+const REQUEST_TYPES: ReadonlySet<string> = new Set<EngineRequestType>([
+  'loadModel', 'complete', 'chat', 'tokenize', 'cancel', 'metrics', 'clearCache', 'shutdown',
+]);
+const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
+  'hello', 'ready', 'progress', 'token', 'tokens', 'metrics', 'ack', 'warning', 'error',
+]);
+
+/** Shape check of an incoming request; returns a reason string when it is malformed. */
+export function validateRequest(msg: unknown): string | undefined {
+  if (typeof msg !== 'object' || msg === null) return 'message is not an object';
+  const m = msg as Record<string, unknown>;
+  if (typeof m.type !== 'string' || !REQUEST_TYPES.has(m.type)) return `unknown request type ${JSON.stringify(m.type)}`;
+  if (typeof m.id !== 'string' || m.id.length === 0) return `${m.type}: missing string id`;
+  switch (m.type) {
+    case 'loadModel':
+      if (typeof m.path !== 'string') return 'loadModel: path must be a string';
+      if (!['auto', 'webgpu', 'onnx', 'reference'].includes(m.backend as string)) return 'loadModel: backend must be auto|webgpu|onnx|reference';
+      return undefined;
+    case 'complete': {
+      const p = m.prompt as Record<string, unknown> | undefined;
+      if (typeof p !== 'object' || p === null) return 'complete: prompt missing';
+      if (!['text', 'segments', 'tokens', 'fim'].includes(p.kind as string)) return 'complete: prompt.kind must be text|segments|tokens|fim';
+      return undefined;
+    }
+    case 'chat':
+      if (!Array.isArray(m.messages)) return 'chat: messages must be an array';
+      return undefined;
+    case 'tokenize':
+      if (typeof m.text !== 'string') return 'tokenize: text must be a string';
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function isEngineRequest(msg: unknown): msg is EngineRequest {
+  return validateRequest(msg) === undefined;
+}
+
+export function isEngineEvent(msg: unknown): msg is EngineEvent {
+  return typeof msg === 'object' && msg !== null && EVENT_TYPES.has((msg as { type?: unknown }).type as string);
+}
+
+/** Turns any thrown value into an ErrorEvent (keeps CachetError's `hint`). */
+export function errorEvent(err: unknown, id?: string, fatal?: boolean): ErrorEvent {
+  const e = err as { name?: unknown; message?: unknown; hint?: unknown } | undefined;
+  const isObj = typeof e === 'object' && e !== null;
+  const ev: ErrorEvent = {
+    type: 'error',
+    name: isObj && typeof e.name === 'string' ? e.name : 'Error',
+    message: isObj && typeof e.message === 'string' ? e.message : String(err),
+    hint: isObj && typeof e.hint === 'string' ? e.hint : 'Unexpected engine error; see the Cachet log and report it.',
+  };
+  if (id !== undefined) ev.id = id;
+  if (fatal) ev.fatal = true;
+  return ev;
+}
+
+/** True for events that end a request (final token, tokenize/metrics/ack answers, ready, error). */
+export function isTerminalEvent(ev: EngineEvent): boolean {
+  switch (ev.type) {
+    case 'token': return ev.done;
+    case 'ready': case 'tokens': case 'ack': case 'error': return true;
+    case 'metrics': return ev.id !== undefined;
+    default: return false;
+  }
+}
