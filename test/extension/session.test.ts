@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import type { FimInput, FinishReason } from '../../engine/protocol';
+import { CompletionSession, type CancelToken, type CompletionBackend, type CompletionQuery } from '../../src/completion/session';
+
+/** A backend whose streams the test drives by hand; records starts and cancels. */
+class ScriptedBackend implements CompletionBackend {
+  starts: { input: FimInput; stop?: string[]; cancelled: boolean; text: (t: string) => void; done: (r?: FinishReason) => void; fail: (e: Error) => void }[] = [];
+  start(input: FimInput, opts: { maxTokens: number; stop?: string[] }, sink: Parameters<CompletionBackend['start']>[2]) {
+    const s = { input, stop: opts.stop, cancelled: false, text: sink.onText, done: (r: FinishReason = 'eog') => sink.onDone(r), fail: sink.onError };
+    this.starts.push(s);
+    return { cancel: () => { s.cancelled = true; } };
+  }
+  get last() { return this.starts[this.starts.length - 1]; }
+}
+
+class Token implements CancelToken {
+  isCancellationRequested = false;
+  private ls: (() => void)[] = [];
+  onCancellationRequested(l: () => void) { this.ls.push(l); return { dispose: () => { this.ls = this.ls.filter((x) => x !== l); } }; }
+  cancel() { this.isCancellationRequested = true; for (const l of [...this.ls]) l(); }
+}
+
+const doc = 'file:///w/a.py';
+function query(prefix: string, suffix = '\n'): CompletionQuery {
+  const lineStart = prefix.lastIndexOf('\n') + 1;
+  const lineEnd = suffix.indexOf('\n');
+  const lineSuffix = lineEnd === -1 ? suffix : suffix.slice(0, lineEnd);
+  return {
+    doc, offset: prefix.length, prefix, suffix,
+    fim: { prefix, suffix, filePath: '/w/a.py', languageId: 'python' },
+    post: { linePrefix: prefix.slice(lineStart), lineSuffix, suffix, maxLines: 20 },
+  };
+}
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('CompletionSession', () => {
+  it('answers with the first line as soon as it is ready, then the full text, and caches it', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: true });
+    const q = query('def f(x):\n    ');
+    const answer = s.complete(q, new Token());
+    await tick();
+    expect(be.starts).toHaveLength(1);
+    expect(be.last.input.prefix).toBe(q.prefix);
+    be.last.text('y = x');
+    be.last.text(' * 2\n    return');
+    const a = await answer;
+    expect(a?.text).toBe('y = x * 2');
+    expect(a?.source).toBe('engine');
+    be.last.text(' y\n');
+    be.last.done('eog');
+    expect(await a!.full).toBe('y = x * 2\n    return y');
+    // The same cursor again: served from the cache, no new engine request.
+    const again = await s.complete(q, new Token());
+    expect(again).toMatchObject({ text: 'y = x * 2\n    return y', source: 'cache' });
+    expect(be.starts).toHaveLength(1);
+  });
+
+  it('joins the in-flight request when the typed text continues it, instead of restarting', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const t1 = new Token();
+    const first = s.complete(query('x = '), t1);
+    await tick();
+    be.last.text('compute(');
+    t1.cancel(); // the user typed: VS Code cancels the first call
+    expect(await first).toBeUndefined();
+    const second = s.complete(query('x = com'), new Token());
+    await tick();
+    expect(be.starts).toHaveLength(1);
+    expect(be.last.cancelled).toBe(false);
+    be.last.text('1, 2)');
+    be.last.done();
+    expect(await second).toMatchObject({ text: 'pute(1, 2)', source: 'joined' });
+  });
+
+  it('cancels the in-flight request when the typed text contradicts it', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const t1 = new Token();
+    void s.complete(query('x = '), t1);
+    await tick();
+    be.last.text('compute(');
+    t1.cancel();
+    const second = s.complete(query('x = z'), new Token());
+    await tick();
+    expect(be.starts).toHaveLength(2);
+    expect(be.starts[0].cancelled).toBe(true);
+    be.last.text('ero');
+    be.last.done();
+    expect((await second)?.text).toBe('ero');
+  });
+
+  it('cancels an orphaned request after the grace period', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false, orphanGraceMs: 5 });
+    const t = new Token();
+    void s.complete(query('x = '), t);
+    await tick();
+    t.cancel();
+    expect(be.last.cancelled).toBe(false);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(be.last.cancelled).toBe(true);
+    expect(s.inFlight).toBe(false);
+  });
+
+  it('debounces: a cancelled query never reaches the engine', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 30, maxTokens: 64, streamFirstLine: false });
+    const t = new Token();
+    const a = s.complete(query('x = '), t);
+    t.cancel();
+    expect(await a).toBeUndefined();
+    expect(be.starts).toHaveLength(0);
+  });
+
+  it('stops generation once a stop rule fires and asks the engine to stop at newline mid-line', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const a = s.complete(query('print(', ')\nnext()\n'), new Token());
+    await tick();
+    expect(be.last.stop).toEqual(['\n']);
+    be.last.text('value)');
+    be.last.text('\nmore');
+    expect(be.last.cancelled).toBe(true);
+    expect((await a)?.text).toBe('value');
+  });
+
+  it('rejects with the engine error', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const a = s.complete(query('x = '), new Token());
+    await tick();
+    be.last.fail(new Error('model not loaded'));
+    await expect(a).rejects.toThrow('model not loaded');
+  });
+});
