@@ -304,5 +304,7 @@ export function openGguf(path: string): GgufFile {
 
 /** Parses a GGUF held in memory. */
 export function parseGguf(bytes: Uint8Array, name = '<memory>'): GgufFile {
-  return new GgufFile(name, new MemorySource(bytes));
+  // A Node Buffer's slice() is a view, not a copy: hand out plain Uint8Arrays only.
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new GgufFile(name, new MemorySource(plain));
 }

@@ -153,8 +153,9 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 
 /** The whole file in memory (small models in tests). */
 export function ggufToBytes(spec: GgufWriteSpec): Uint8Array {
-  const { header, offsets, sizes } = buildHeader(spec);
-  const last = spec.tensors.length ? offsets[offsets.length - 1]! + sizes[sizes.length - 1]! : 0;
+  const { header, offsets, sizes, alignment } = buildHeader(spec);
+  const end = spec.tensors.length ? offsets[offsets.length - 1]! + sizes[sizes.length - 1]! : 0;
+  const last = Math.ceil(end / alignment) * alignment; // padded like the file writer
   const out = new Uint8Array(header.length + last);
   out.set(header);
   spec.tensors.forEach((t, i) => out.set(dataOf(t, sizes[i]!), header.length + offsets[i]!));
