@@ -1,0 +1,32 @@
+// How the scheduler picks the next token from a row of logits. Greedy lives here (speculative
+// decoding depends on it being exactly argmax); stochastic sampling comes from engine/sampling.
+
+import type { SamplingParams } from '../protocol';
+
+export interface TokenSampler {
+  /** Picks a token from one row of logits; `history` is every token before it (prompt included). */
+  sample(logits: Float32Array, history: ArrayLike<number>): number;
+  /** True when sample() is plain argmax (the precondition for speculative decoding). */
+  readonly greedy: boolean;
+}
+
+export type SamplerFactory = (params: SamplingParams | undefined) => TokenSampler;
+
+/** Index of the largest logit; ties go to the lowest index (as llama.cpp's greedy sampler). */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  let bestValue = logits[0];
+  for (let i = 1; i < logits.length; i++) {
+    if (logits[i] > bestValue) { bestValue = logits[i]; best = i; }
+  }
+  return best;
+}
+
+export const greedySampler: TokenSampler = { greedy: true, sample: (logits) => argmax(logits) };
+
+/** True when params ask for plain argmax (no temperature, no penalties). */
+export function isGreedy(params: SamplingParams | undefined): boolean {
+  if (!params) return true;
+  const noPenalty = (params.repeatPenalty ?? 1) === 1 && !params.presencePenalty && !params.frequencyPenalty;
+  return (params.temperature ?? 0) <= 0 && noPenalty;
+}
