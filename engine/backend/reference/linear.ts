@@ -1,0 +1,73 @@
+// A weight matrix y = W x (+ b) over f32 activations. W is dequantized once and kept as f32 when it
+// fits the cache budget, else dequantized row by row on every call (large files, slow but bounded).
+
+import { dequantize } from '../../quant';
+import { bytesFor, GgmlType } from '../../quant/types';
+import type { TensorView } from '../../model/types';
+import { activationFormatFor, roundTripActivations, type ActivationFormat } from './activation-quant';
+
+export class Linear {
+  /** Input length (a row of W in ggml order: dims[0]). */
+  readonly cols: number;
+  /** Output length (dims[1]). */
+  readonly rows: number;
+  readonly bias: Float32Array | undefined;
+  private readonly f32: Float32Array | undefined;
+  private readonly rowBytes: number;
+  private readonly format: ActivationFormat;
+
+  constructor(
+    private readonly tensor: TensorView,
+    bias: TensorView | undefined,
+    cacheF32: boolean,
+    mirrorActivationQuant: boolean,
+  ) {
+    this.cols = tensor.dims[0]!;
+    this.rows = tensor.dims[1] ?? 1;
+    this.rowBytes = bytesFor(tensor.type, this.cols);
+    this.f32 = cacheF32 ? toF32(tensor) : undefined;
+    this.bias = bias ? toF32(bias) : undefined;
+    this.format = mirrorActivationQuant ? activationFormatFor(tensor.type) : 'f32';
+  }
+
+  get f32Bytes(): number {
+    return this.f32 ? this.f32.byteLength : 0;
+  }
+
+  /** One row of W as f32 (a copy when W is not cached). */
+  row(r: number): Float32Array {
+    if (this.f32) return this.f32.subarray(r * this.cols, (r + 1) * this.cols);
+    const bytes = this.tensor.data.subarray(r * this.rowBytes, (r + 1) * this.rowBytes);
+    return dequantize(this.tensor.type, bytes, this.cols);
+  }
+
+  /** out[t * rows + o] = sum_i W[o, i] * x[t * cols + i] (+ b[o]) for t < n. */
+  apply(x: Float32Array, n: number, out: Float32Array): void {
+    const { cols, rows } = this;
+    // Activations as the weight's dot-product type sees them, one row per token.
+    const act = new Float64Array(n * cols);
+    for (let t = 0; t < n; t++) roundTripActivations(this.format, x.subarray(t * cols, (t + 1) * cols), act.subarray(t * cols, (t + 1) * cols));
+    for (let o = 0; o < rows; o++) {
+      const w = this.row(o);
+      const b = this.bias ? this.bias[o]! : 0;
+      for (let t = 0; t < n; t++) {
+        const a0 = t * cols;
+        let sum = 0;
+        for (let i = 0; i < cols; i++) sum += w[i]! * act[a0 + i]!;
+        out[t * rows + o] = this.bias ? Math.fround(sum) + b : sum;
+      }
+    }
+  }
+}
+
+export function toF32(t: TensorView): Float32Array {
+  let n = 1;
+  for (const d of t.dims) n *= d;
+  if (t.type === GgmlType.F32) {
+    // Copy: the source may be an unaligned view into a file buffer.
+    const out = new Float32Array(n);
+    new Uint8Array(out.buffer).set(t.data.subarray(0, n * 4));
+    return out;
+  }
+  return dequantize(t.type, t.data, n);
+}
