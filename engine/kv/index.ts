@@ -1,0 +1,21 @@
+// engine/kv: the KV cache manager. Public surface:
+//
+//   KvManager      acquire(tokens) -> { seq, cachedLength, context, positions, newSlots }
+//                  append(seq, tokens, positions?) -> new slots (decode / placed chunks)
+//                  commit(seq, tokens?)  put the finished prefix in the radix cache
+//                  release(seq); seqRm / seqCp / seqAdd (RoPE shift) / keep  (llama.cpp semantics)
+//                  context(seq), positions(seq), snapshot(), checkInvariants()
+//   BlockPool, BlockTable   paged blocks (slot = block*blockSize + offset), ref counts, copy-on-write
+//   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction
+//   HostTier       cold prefix blocks offloaded to host memory
+//
+// Backends only see slot indices; this folder never runs a model except where a caller passes a
+// compute backend (chunk encoding, selective recompute).
+
+export { BlockPool, type BlockPoolOptions, type Evictor } from './block-pool';
+export { BlockTable } from './block-table';
+export { RadixCache, RadixNode, type PrefixMatch } from './radix-cache';
+export { HostTier, hashTokens } from './host-offload';
+export { KvManager, blockSlots, type KvAcquisition, type KvManagerOptions, type KvStatsSource } from './kv-manager';
+export { KvCounters, type KvMetricsSnapshot } from './metrics';
+export type { KvSlotBackend, KvComputeBackend } from './types';
