@@ -4,3 +4,4 @@ export * from './fim-prompt';
 export * from './windows';
 export * from './stop-rules';
 export * from './repo-context';
+export * from './assemble';
