@@ -19,6 +19,9 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = (res: Response): Promise<any> => res.json();
+
 function sseData(text: string): string[] {
   const p = new SseParser();
   return [...p.push(text), ...p.flush()].map((e) => e.data);
@@ -28,16 +31,16 @@ describe('OpenAI-compatible server', () => {
   it('listens on loopback and serves /v1/models and /health', async () => {
     const { url } = await start();
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const models = await (await fetch(url + '/v1/models')).json();
+    const models = await json(await fetch(url + '/v1/models'));
     expect(models).toEqual({ object: 'list', data: [{ id: 'fake-model', object: 'model', created: 0, owned_by: 'cachet', context_length: 4096 }] });
-    expect(await (await fetch(url + '/health')).json()).toEqual({ status: 'ok' });
+    expect(await json(await fetch(url + '/health'))).toEqual({ status: 'ok' });
   });
 
   it('/v1/completions passes prompt, suffix and sampling to the provider', async () => {
     const { url, provider } = await start();
     const res = await post(url + '/v1/completions', { model: 'm', prompt: 'def f(', suffix: ')\n', max_tokens: 50, temperature: 0, stop: ['Z'] });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.object).toBe('text_completion');
     expect(body.model).toBe('m');
     expect(body.choices[0]).toEqual({ text: 'DEF F(|\n)', index: 0, logprobs: null, finish_reason: 'stop' });
@@ -48,7 +51,7 @@ describe('OpenAI-compatible server', () => {
 
   it('max_tokens limits the output and reports finish_reason length', async () => {
     const { url } = await start();
-    const body = await (await post(url + '/v1/completions', { prompt: 'abcdef', max_tokens: 3 })).json();
+    const body = await json(await post(url + '/v1/completions', { prompt: 'abcdef', max_tokens: 3 }));
     expect(body.choices[0].text).toBe('ABC');
     expect(body.choices[0].finish_reason).toBe('length');
   });
@@ -68,7 +71,7 @@ describe('OpenAI-compatible server', () => {
   it('/v1/chat/completions: plain and streamed', async () => {
     const { url } = await start();
     const messages = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi there' }];
-    const plain = await (await post(url + '/v1/chat/completions', { messages })).json();
+    const plain = await json(await post(url + '/v1/chat/completions', { messages }));
     expect(plain.object).toBe('chat.completion');
     expect(plain.choices[0].message).toEqual({ role: 'assistant', content: 'echo: hi there' });
 
@@ -85,12 +88,12 @@ describe('OpenAI-compatible server', () => {
     const { url } = await start();
     const res = await post(url + '/v1/completions', '{"prompt": ');
     expect(res.status).toBe(400);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.error.code).toBe('invalid_json');
     expect(body.error.message).toMatch(/malformed JSON/);
     const bad = await post(url + '/v1/completions', { prompt: 'x', temperature: 'hot' });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.message).toMatch(/temperature/);
+    expect((await json(bad)).error.message).toMatch(/temperature/);
     const noMsgs = await post(url + '/v1/chat/completions', { messages: [] });
     expect(noMsgs.status).toBe(400);
   });
