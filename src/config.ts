@@ -1,0 +1,52 @@
+// Settings: the one place that reads `cachet.*` from VS Code; everything else receives the typed
+// object. Defaults here mirror package.json's contributes.configuration.
+
+import * as vscode from 'vscode';
+import type { BackendChoice } from '../engine/protocol';
+
+export interface CachetSettings {
+  modelPath: string;
+  backend: BackendChoice;
+  contextLength: number;
+  threads: number;
+  completion: {
+    enabled: boolean;
+    disabledLanguages: string[];
+    debounceMs: number;
+    maxTokens: number;
+    maxLines: number;
+    contextTokens: number;
+  };
+  server: { enabled: boolean; port: number };
+  remote: { url: string; model: string };
+}
+
+export function readSettings(): CachetSettings {
+  const c = vscode.workspace.getConfiguration('cachet');
+  const num = (key: string, def: number, min: number, max: number) => {
+    const v = c.get<number>(key, def);
+    return typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(min, Math.round(v))) : def;
+  };
+  const backend = c.get<string>('backend', 'auto');
+  return {
+    modelPath: (c.get<string>('modelPath', '') ?? '').trim(),
+    backend: (['auto', 'webgpu', 'onnx', 'reference'].includes(backend) ? backend : 'auto') as BackendChoice,
+    contextLength: num('contextLength', 8192, 256, 131072),
+    threads: num('threads', 0, 0, 256),
+    completion: {
+      enabled: c.get<boolean>('completion.enabled', true),
+      disabledLanguages: c.get<string[]>('completion.disabledLanguages', []) ?? [],
+      debounceMs: num('completion.debounceMs', 150, 0, 5000),
+      maxTokens: num('completion.maxTokens', 128, 1, 4096),
+      maxLines: num('completion.maxLines', 16, 1, 500),
+      contextTokens: num('completion.contextTokens', 2048, 64, 131072),
+    },
+    server: { enabled: c.get<boolean>('server.enabled', false), port: num('server.port', 8012, 1, 65535) },
+    remote: { url: (c.get<string>('remote.url', '') ?? '').trim(), model: c.get<string>('remote.model', '') ?? '' },
+  };
+}
+
+/** Settings whose change needs the engine restarted (model reloaded). */
+export function engineSettingsKey(s: CachetSettings): string {
+  return JSON.stringify([s.modelPath, s.backend, s.contextLength, s.threads]);
+}

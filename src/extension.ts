@@ -1,0 +1,256 @@
+// Cachet extension entry: cheap activation (no engine work; the engine worker starts on the first
+// completion or command that needs it), settings, provider, commands, status bar, dashboard.
+
+import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSettings, engineSettingsKey, type CachetSettings } from './config';
+import { CompletionSession, type CompletionBackend } from './completion/session';
+import { CachetInlineProvider } from './completion/provider';
+import { EngineLink, EngineFailure, type EngineState } from './engine-link';
+import { RemoteBackend } from './remote-backend';
+import { CachetStatusBar } from './status-bar';
+import { Dashboard, type SessionCounters } from './dashboard';
+import { LocalServer } from './local-server';
+import { discoverModels, embeddedModel } from './models';
+
+export const COMMANDS = {
+  accept: 'cachet.acceptSuggestion',
+  acceptWord: 'cachet.acceptNextWord',
+  acceptLine: 'cachet.acceptNextLine',
+  trigger: 'cachet.triggerCompletion',
+  toggle: 'cachet.toggleCompletions',
+  selectModel: 'cachet.selectModel',
+  dashboard: 'cachet.showDashboard',
+  clearCaches: 'cachet.clearCaches',
+  restart: 'cachet.restartEngine',
+  logs: 'cachet.showLogs',
+  status: 'cachet.showStatus',
+  accepted: 'cachet.onAccepted',
+} as const;
+
+let teardown: (() => Promise<void>) | undefined;
+
+export function activate(context: vscode.ExtensionContext): { activationMs: number; engine: EngineLink } {
+  const t0 = performance.now();
+  const out = vscode.window.createOutputChannel('Cachet');
+  const log = (line: string) => out.appendLine(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
+  let settings = readSettings();
+  let enabled = settings.completion.enabled;
+  const counters: SessionCounters = { requests: 0, cacheHits: 0, joined: 0, cancelled: 0, accepted: 0 };
+
+  const modelPath = (s: CachetSettings) => s.modelPath || embeddedModel(context.extensionPath) || '';
+  const engine = new EngineLink(
+    join(context.extensionPath, 'dist', 'worker.js'),
+    () => ({
+      modelPath: modelPath(settings),
+      backend: settings.backend,
+      contextLength: settings.contextLength,
+      threads: settings.threads,
+      cacheDir: context.globalStorageUri ? join(context.globalStorageUri.fsPath, 'kv-cache') : undefined,
+    }),
+    log,
+  );
+  const backendFor = (s: CachetSettings): CompletionBackend => (s.remote.url ? new RemoteBackend(s.remote.url, s.remote.model) : engine);
+  const session = new CompletionSession(backendFor(settings), {
+    debounceMs: settings.completion.debounceMs,
+    maxTokens: settings.completion.maxTokens,
+    streamFirstLine: true,
+  });
+  const status = new CachetStatusBar(COMMANDS.toggle);
+  const dashboard = new Dashboard(context.extensionUri, engine, () => ({ ...counters, cacheHits: session.cache.hits }));
+  const server = new LocalServer(log);
+
+  // ---- errors: shown once per message per 30 s, with the engine's hint and an action.
+  const lastShown = new Map<string, number>();
+  const showError = (err: unknown) => {
+    const f = err instanceof EngineFailure ? err : undefined;
+    const message = f ? f.message : err instanceof Error ? err.message : String(err);
+    if (f?.errorName === 'CancelledError') return;
+    const now = Date.now();
+    if ((lastShown.get(message) ?? 0) > now - 30_000) return;
+    lastShown.set(message, now);
+    log(`error: ${message}${f ? ` (hint: ${f.hint})` : ''}`);
+    const modelProblem = !f || /NoModel|Gguf|ModelNotSupported|ENOENT/.test(f.errorName + message);
+    const actions = modelProblem ? ['Select Model', 'Show Logs'] : ['Restart Engine', 'Show Logs'];
+    void vscode.window.showErrorMessage(`Cachet: ${message}${f?.hint ? ` — ${f.hint}` : ''}`, ...actions).then((pick) => {
+      if (pick === 'Select Model') void vscode.commands.executeCommand(COMMANDS.selectModel);
+      else if (pick === 'Restart Engine') void vscode.commands.executeCommand(COMMANDS.restart);
+      else if (pick === 'Show Logs') out.show(true);
+    });
+  };
+
+  // ---- status bar follows the engine and the session.
+  const onEngineState = (s: EngineState) => {
+    if (settings.remote.url) return;
+    switch (s.kind) {
+      case 'ready':
+        status.update({ engine: 'ready', modelName: s.model.name, backend: s.model.backend, errorMessage: undefined });
+        break;
+      case 'loading':
+        status.update({ engine: 'loading', progress: s.fraction });
+        break;
+      case 'error':
+        status.update({ engine: 'error', errorMessage: s.error.message, activity: undefined });
+        break;
+      default:
+        status.update({ engine: s.kind });
+    }
+  };
+  context.subscriptions.push(
+    engine.onState(onEngineState),
+    engine.onWarning((w) => {
+      if (w.code === 'backend-fallback' || w.code === 'backend-lost') void vscode.window.showWarningMessage(`Cachet: ${w.message}${w.hint ? ` — ${w.hint}` : ''}`);
+    }),
+    session.onEvent((e) => {
+      if (e.kind === 'start') {
+        counters.requests++;
+        status.update({ activity: 'thinking' });
+      } else if (e.kind === 'end') {
+        if (e.timings && e.timings.generatedTokens > 0) {
+          status.update({ activity: { tokensPerSecond: e.timings.tokensPerSecond, cachedTokens: e.timings.cachedTokens, promptTokens: e.timings.promptTokens } });
+        } else status.update({ activity: undefined });
+      } else if (e.kind === 'cache-hit') status.flash({ activity: 'cache-hit' });
+      else if (e.kind === 'joined') counters.joined++;
+      else if (e.kind === 'cancel') {
+        counters.cancelled++;
+        status.update({ activity: undefined });
+      }
+    }),
+  );
+  status.update({ enabled, engine: settings.remote.url ? 'remote' : 'stopped' });
+
+  // ---- provider
+  const provider = new CachetInlineProvider(session, {
+    settings: () => settings,
+    enabled: () => enabled,
+    onError: showError,
+  });
+  const providerWithAccept: vscode.InlineCompletionItemProvider = {
+    provideInlineCompletionItems: async (doc, pos, ctx, token) => {
+      const items = await provider.provideInlineCompletionItems(doc, pos, ctx, token);
+      for (const it of items ?? []) it.command = { title: 'accepted', command: COMMANDS.accepted };
+      return items;
+    },
+  };
+  context.subscriptions.push(vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, providerWithAccept));
+
+  // ---- commands
+  const reg = (id: string, fn: (...args: unknown[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  reg(COMMANDS.accept, () => vscode.commands.executeCommand('editor.action.inlineSuggest.commit'));
+  reg(COMMANDS.acceptWord, () => vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextWord'));
+  reg(COMMANDS.acceptLine, () => vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextLine'));
+  reg(COMMANDS.trigger, () => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'));
+  reg(COMMANDS.accepted, () => {
+    counters.accepted++;
+  });
+  reg(COMMANDS.toggle, async () => {
+    enabled = !enabled;
+    if (!enabled) session.cancelPending();
+    status.update({ enabled });
+    await vscode.workspace.getConfiguration('cachet').update('completion.enabled', enabled, vscode.ConfigurationTarget.Global);
+    void vscode.window.showInformationMessage(`Cachet completions ${enabled ? 'on' : 'off'}.`);
+  });
+  reg(COMMANDS.selectModel, async () => {
+    const ws = vscode.workspace.workspaceFolders?.length
+      ? (await vscode.workspace.findFiles('**/*.gguf', '**/node_modules/**', 20)).map((u) => u.fsPath)
+      : [];
+    const found = discoverModels({ extensionPath: context.extensionPath, configured: settings.modelPath || undefined, workspaceFiles: ws });
+    const browse = { label: '$(folder-opened) Browse for a .gguf file…', path: '' };
+    const items = [
+      ...found.map((m) => ({ label: m.name, description: `${(m.bytes / 1048576).toFixed(1)} MiB · ${m.source}`, detail: m.path, path: m.path })),
+      browse,
+    ];
+    const pick = await vscode.window.showQuickPick(items, { title: 'Cachet: Select Model', placeHolder: 'A GGUF model for completions' });
+    if (!pick) return;
+    let path = pick.path;
+    if (!path) {
+      const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'GGUF models': ['gguf'] }, title: 'Select a GGUF model' });
+      if (!uris?.length) return;
+      path = uris[0].fsPath;
+    }
+    await vscode.workspace.getConfiguration('cachet').update('modelPath', path, vscode.ConfigurationTarget.Global);
+    // The configuration listener restarts the engine with the new model.
+  });
+  reg(COMMANDS.dashboard, () => dashboard.show());
+  reg(COMMANDS.clearCaches, async () => {
+    session.cache.clear();
+    try {
+      await engine.clearCache();
+      void vscode.window.showInformationMessage('Cachet: caches cleared.');
+    } catch (err) {
+      showError(err);
+    }
+  });
+  reg(COMMANDS.restart, async () => {
+    session.cancelPending();
+    session.cache.clear();
+    try {
+      const m = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Cachet: restarting engine' }, () => engine.restart());
+      void vscode.window.showInformationMessage(`Cachet: engine ready (${m.name} on ${m.backend}).`);
+    } catch (err) {
+      showError(err);
+    }
+  });
+  reg(COMMANDS.logs, () => out.show(true));
+  reg(COMMANDS.status, () => {
+    const s = engine.state;
+    const text =
+      s.kind === 'ready'
+        ? `${s.model.name} on ${s.model.backend}, context ${s.model.contextLength}`
+        : s.kind === 'error'
+          ? `error: ${s.error.message}`
+          : s.kind;
+    void vscode.window.showInformationMessage(`Cachet: ${enabled ? 'on' : 'off'}; engine ${text}; activated in ${activationMs.toFixed(1)} ms.`);
+    return { enabled, engine: s.kind, activationMs };
+  });
+
+  // ---- settings changes
+  const applyServer = () => {
+    const mp = modelPath(settings);
+    if (settings.server.enabled && mp && existsSync(join(context.extensionPath, 'dist', 'cli.js'))) {
+      server.start({ cliPath: join(context.extensionPath, 'dist', 'cli.js'), port: settings.server.port, modelPath: mp, backend: settings.backend, threads: settings.threads, contextLength: settings.contextLength });
+    } else server.stop();
+  };
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration('cachet')) return;
+      const before = settings;
+      settings = readSettings();
+      enabled = settings.completion.enabled;
+      session.setOptions({ debounceMs: settings.completion.debounceMs, maxTokens: settings.completion.maxTokens });
+      if (before.remote.url !== settings.remote.url || before.remote.model !== settings.remote.model) {
+        session.setBackend(backendFor(settings));
+        status.update({ engine: settings.remote.url ? 'remote' : engine.state.kind === 'ready' ? 'ready' : 'stopped' });
+      }
+      if (engineSettingsKey(before) !== engineSettingsKey(settings)) {
+        session.cancelPending();
+        session.cache.clear();
+        log('engine settings changed: restarting on next use');
+        void engine.stop();
+      }
+      if (JSON.stringify(before.server) !== JSON.stringify(settings.server) || engineSettingsKey(before) !== engineSettingsKey(settings)) applyServer();
+      status.update({ enabled });
+    }),
+  );
+  if (settings.server.enabled) applyServer();
+
+  teardown = async () => {
+    session.dispose();
+    server.stop();
+    dashboard.dispose();
+    status.dispose();
+    await engine.dispose();
+    out.dispose();
+  };
+  const activationMs = performance.now() - t0;
+  log(`Cachet activated in ${activationMs.toFixed(1)} ms (model: ${modelPath(settings) || 'none'}; backend ${settings.backend})`);
+  void vscode.commands.executeCommand('setContext', 'cachet.activated', true);
+  return { activationMs, engine };
+}
+
+export async function deactivate(): Promise<void> {
+  const t = teardown;
+  teardown = undefined;
+  await t?.();
+}
