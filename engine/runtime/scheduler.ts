@@ -14,7 +14,7 @@
 import type { Backend, SequenceBatch } from '../backend/types';
 import { CachetError, ContextOverflowError, OutOfMemoryError } from '../errors';
 import type { FinishReason, Priority, SamplingParams, Timings } from '../protocol';
-import type { KvStore, PrefixLease } from './kv-store';
+import type { KvStore } from './kv-store';
 import { draftNgram, SpeculativeStats } from './speculative';
 import { StopStringFilter } from './stop-strings';
 import { greedySampler, isGreedy, type SamplerFactory, type TokenSampler } from './token-sampler';
@@ -85,6 +85,8 @@ export interface SchedulerStats {
   cancelled: number;
   failed: number;
   deadline: number;
+  /** Sequences pushed out of KV memory to let others run (they resume later). */
+  preempted: number;
   promptTokens: number;
   prefilledTokens: number;
   cachedTokens: number;
@@ -104,8 +106,14 @@ class Sequence {
   readonly rank: number;
   readonly tokens: number[];
   readonly promptLength: number;
+  /** KV store sequence while admitted. */
+  kvSeq: number | undefined;
+  /** Slots of the cells the store holds for this sequence (computed ones first). */
   slots: number[] = [];
-  lease: PrefixLease | undefined;
+  /** Tokens whose KV has been computed. */
+  nPast = 0;
+  /** Was pushed out of memory once; readmitted only when nothing else runs (no thrashing). */
+  preempted = false;
   readonly generated: number[] = [];
   readonly decoder: { push(id: number): string; flush(): string };
   readonly stop: StopStringFilter;
@@ -149,21 +157,17 @@ class Sequence {
     this.speculative = greedy && req.speculative && (req.speculative.maxDraft ?? 4) > 0 ? req.speculative : undefined;
   }
 
-  get nPast(): number {
-    return this.slots.length;
-  }
   /** Tokens still to run through the model (1 while decoding). */
   get remaining(): number {
-    return this.tokens.length - this.slots.length;
+    return this.tokens.length - this.nPast;
   }
 }
 
 interface PlannedBatch {
   seq: Sequence;
-  /** Inputs this step: tokens[nPast .. nPast + n) followed by `draft`. */
+  /** Inputs this step: tokens[nPast .. nPast + n) followed by `draft`; their slots are seq.slots[nPast ..]. */
   n: number;
   draft: number[];
-  newSlots: Int32Array;
   reachesEnd: boolean;
 }
 
@@ -189,7 +193,7 @@ export class Scheduler {
 
   private readonly spec = new SpeculativeStats();
   private readonly counters = {
-    completed: 0, cancelled: 0, failed: 0, deadline: 0,
+    completed: 0, cancelled: 0, failed: 0, deadline: 0, preempted: 0,
     promptTokens: 0, prefilledTokens: 0, cachedTokens: 0, generatedTokens: 0, steps: 0,
   };
   private readonly ttft: number[] = [];
@@ -311,13 +315,11 @@ export class Scheduler {
     let topRank = Infinity;
     for (const seq of this.queued) topRank = Math.min(topRank, seq.rank);
     for (const seq of this.active) topRank = Math.min(topRank, seq.rank);
-    this.admit();
+    await this.admit();
 
-    const plan = this.plan(topRank);
+    const plan = await this.plan(topRank);
     if (plan.length === 0) {
-      // Everything runnable is blocked on KV memory held by paused sequences: fail the youngest
-      // request of the worst class so the rest can move.
-      this.relieveMemoryDeadlock();
+      if (this.active.length > 0 || this.queued.length > 0) this.relieveMemory(topRank);
       return;
     }
 
@@ -327,8 +329,8 @@ export class Scheduler {
     try {
       results = await this.backend.forward(batches);
     } catch (err) {
-      for (const p of plan) this.kv.free(p.newSlots);
       this.inFlight.clear();
+      for (const p of plan) this.dropUncomputed(p.seq);
       await this.failover(err);
       return;
     }
@@ -341,42 +343,59 @@ export class Scheduler {
     for (const p of plan) if (p.seq.cancelRequested && !p.seq.finished) this.finish(p.seq, 'cancelled');
   }
 
-  /** Moves queued sequences to active (prefix lookup) while there is room or they outrank everyone. */
-  private admit(): void {
+  /** Moves queued sequences to active (prefix lookup + slots) while there is room or they outrank everyone. */
+  private async admit(): Promise<void> {
     this.queued.sort((a, b) => a.rank - b.rank || a.order - b.order);
     while (this.queued.length > 0) {
       const seq = this.queued[0];
       const bestActive = this.active.reduce((m, s) => Math.min(m, s.rank), Infinity);
       if (this.active.length >= this.maxSequences && seq.rank >= bestActive) break;
+      if (seq.preempted && this.active.length > 0) break;
+      let got;
+      try {
+        got = await this.kv.acquire(seq.tokens);
+      } catch (err) {
+        if (!(err instanceof OutOfMemoryError)) throw err;
+        if (this.active.length === 0) { this.fail(seq, err); continue; }
+        break; // wait for running sequences to give memory back
+      }
       this.queued.shift();
-      // Keep at least one prompt token to compute: its logits give the first new token.
-      const lease = this.kv.matchPrefix(seq.tokens, seq.tokens.length - 1);
-      seq.lease = lease;
-      seq.slots = Array.from(lease.slots);
-      seq.cachedTokens = lease.length;
-      this.counters.cachedTokens += lease.length;
-      seq.tStart = this.now();
+      if (seq.finished) { this.kv.release(got.seq, false); continue; } // cancelled while acquiring
+      seq.kvSeq = got.seq;
+      seq.slots = Array.from(got.context);
+      seq.nPast = got.cachedLength;
+      if (seq.tStart < 0) {
+        seq.cachedTokens = got.cachedLength;
+        this.counters.cachedTokens += got.cachedLength;
+        seq.tStart = this.now();
+      }
       this.active.push(seq);
     }
   }
 
-  private plan(topRank: number): PlannedBatch[] {
+  private async plan(topRank: number): Promise<PlannedBatch[]> {
     const plan: PlannedBatch[] = [];
     const runnable = this.active.filter((s) => s.rank === topRank).sort((a, b) => a.order - b.order);
     // All decodes of the running class...
     for (const seq of runnable) {
       if (seq.remaining !== 1) continue;
       const draft = this.draftFor(seq);
-      const slots = this.tryAllocate(1 + draft.length);
-      if (!slots) continue;
-      plan.push({ seq, n: 1, draft, newSlots: slots, reachesEnd: true });
+      const inputs = [seq.tokens[seq.nPast], ...draft];
+      let fresh: Int32Array;
+      try {
+        fresh = await this.kv.append(seq.kvSeq!, inputs);
+      } catch (err) {
+        if (err instanceof OutOfMemoryError) continue;
+        throw err;
+      }
+      for (let i = 0; i < fresh.length; i++) seq.slots.push(fresh[i]);
+      plan.push({ seq, n: 1, draft, reachesEnd: true });
     }
-    // ...plus one prefill chunk, oldest request first.
+    // ...plus one prefill chunk (slots were allocated at admission), oldest request first.
     const prefill = runnable.find((s) => s.remaining > 1);
     if (prefill) {
       const n = Math.min(this.prefillChunk, prefill.remaining);
-      const slots = this.tryAllocate(n);
-      if (slots) plan.push({ seq: prefill, n, draft: [], newSlots: slots, reachesEnd: n === prefill.remaining });
+      plan.push({ seq: prefill, n, draft: [], reachesEnd: n === prefill.remaining });
     }
     return plan;
   }
@@ -393,17 +412,8 @@ export class Scheduler {
     return draftNgram(seq.tokens, sp.extraTokens ?? [], { ngram: sp.ngram ?? 3, maxDraft: room });
   }
 
-  private tryAllocate(n: number): Int32Array | undefined {
-    try {
-      return this.kv.allocate(n);
-    } catch (err) {
-      if (err instanceof OutOfMemoryError) return undefined;
-      throw err;
-    }
-  }
-
   private toBatch(p: PlannedBatch): SequenceBatch {
-    const { seq, n, draft, newSlots } = p;
+    const { seq, n, draft } = p;
     const nPast = seq.nPast;
     const total = n + draft.length;
     const tokens = new Int32Array(total);
@@ -411,22 +421,20 @@ export class Scheduler {
     for (let i = 0; i < n; i++) tokens[i] = seq.tokens[nPast + i];
     for (let i = 0; i < draft.length; i++) tokens[n + i] = draft[i];
     for (let i = 0; i < total; i++) positions[i] = nPast + i;
-    const context = new Int32Array(nPast + total);
-    for (let i = 0; i < nPast; i++) context[i] = seq.slots[i];
-    context.set(newSlots, nPast);
+    const context = Int32Array.from(seq.slots.slice(0, nPast + total));
     const logits = !p.reachesEnd ? 'none' : draft.length > 0 ? 'all' : 'last';
     return { tokens, positions, context, logits };
   }
 
   /** Takes one step's logits for a sequence: advance prefill, or sample/verify new tokens. */
   private apply(p: PlannedBatch, logits: Float32Array, vocab: number): void {
-    const { seq, n, draft, newSlots } = p;
-    if (seq.finished) { this.kv.free(newSlots); return; }
+    const { seq, n, draft } = p;
+    if (seq.finished) return;
     const inPrompt = Math.max(0, Math.min(n, seq.promptLength - seq.nPast));
     seq.prefillTokens += inPrompt;
     this.counters.prefilledTokens += inPrompt;
     if (!p.reachesEnd) {
-      for (let i = 0; i < n; i++) seq.slots.push(newSlots[i]);
+      seq.nPast += n;
       return;
     }
     // Row r predicts the token after input r; inputs are [the pending token, ...draft].
@@ -447,10 +455,9 @@ export class Scheduler {
       this.spec.steps++;
     }
     // Inputs [0, n-1+kept) now have valid KV (the last sampled token stays pending); drop the rest.
-    const keep = n - 1 + kept;
-    for (let i = 0; i < keep; i++) seq.slots.push(newSlots[i]);
-    if (keep < newSlots.length) this.kv.free(newSlots.subarray(keep));
-    if (seq.finished) this.release(seq);
+    seq.nPast += n - 1 + kept;
+    this.dropUncomputed(seq);
+    if (seq.finished) this.release(seq, true);
   }
 
   private acceptToken(seq: Sequence, token: number): void {
@@ -497,20 +504,33 @@ export class Scheduler {
   private finish(seq: Sequence, reason: FinishReason): void {
     if (seq.finished && !this.finishReasons.has(seq)) return;
     seq.finished = true;
-    this.release(seq);
+    this.release(seq, true);
     this.complete(seq, reason);
   }
 
-  /** Returns the sequence's KV to the store (kept as a reusable prefix) and forgets it. */
-  private release(seq: Sequence): void {
+  /** Returns the sequence's KV to the store (keep: as a reusable prefix) and forgets it. */
+  private release(seq: Sequence, keep: boolean): void {
     const qi = this.queued.indexOf(seq);
     if (qi >= 0) this.queued.splice(qi, 1);
     const ai = this.active.indexOf(seq);
-    if (ai >= 0) {
-      this.active.splice(ai, 1);
-      this.kv.release(seq.lease!, seq.tokens, seq.slots, true);
-      seq.slots = [];
-    }
+    if (ai >= 0) this.active.splice(ai, 1);
+    this.releaseKv(seq, keep);
+  }
+
+  private releaseKv(seq: Sequence, keep: boolean): void {
+    if (seq.kvSeq === undefined) return;
+    this.dropUncomputed(seq);
+    this.kv.release(seq.kvSeq, keep);
+    seq.kvSeq = undefined;
+    seq.slots = [];
+    seq.nPast = 0;
+  }
+
+  /** Gives back cells allocated but not computed (prompt tail not yet prefilled, rejected drafts). */
+  private dropUncomputed(seq: Sequence): void {
+    if (seq.kvSeq === undefined || seq.slots.length <= seq.nPast) return;
+    this.kv.truncate(seq.kvSeq, seq.nPast);
+    seq.slots.length = seq.nPast;
   }
 
   private complete(seq: Sequence, reason: FinishReason): void {
@@ -531,14 +551,7 @@ export class Scheduler {
     seq.finished = true;
     this.finishReasons.delete(seq);
     this.byId.delete(seq.req.id);
-    const qi = this.queued.indexOf(seq);
-    if (qi >= 0) this.queued.splice(qi, 1);
-    const ai = this.active.indexOf(seq);
-    if (ai >= 0) {
-      this.active.splice(ai, 1);
-      this.kv.release(seq.lease!, seq.tokens, seq.slots, false);
-      seq.slots = [];
-    }
+    this.release(seq, false);
     this.counters.failed++;
     seq.reject(err);
   }
@@ -569,12 +582,24 @@ export class Scheduler {
     if (this.ttft.length > 1024) this.ttft.shift();
   }
 
-  private relieveMemoryDeadlock(): void {
-    const victims = [...this.active, ...this.queued].sort((a, b) => b.rank - a.rank || b.order - a.order);
-    const victim = victims[0];
+  /**
+   * Nothing could run: the best class waits for KV memory. Push the worst, youngest running
+   * sequence out (its computed prefix stays in the cache, it resumes later) or, when it is alone,
+   * fail it: it can never fit.
+   */
+  private relieveMemory(topRank: number): void {
+    const victim = [...this.active].sort((a, b) => b.rank - a.rank || b.order - a.order)[0];
     if (!victim) return;
+    if (this.active.length > 1 || victim.rank > topRank) {
+      this.releaseKv(victim, true);
+      this.active.splice(this.active.indexOf(victim), 1);
+      victim.preempted = true;
+      this.queued.push(victim);
+      this.counters.preempted++;
+      return;
+    }
     this.fail(victim, new OutOfMemoryError(
-      `KV cache too small for request ${victim.req.id} (${victim.tokens.length} tokens) next to the others`,
+      `KV cache too small for request ${victim.req.id} (${victim.tokens.length} tokens)`,
       'Raise the KV budget, lower the context length, or send fewer concurrent requests.',
     ));
   }
@@ -584,12 +609,12 @@ export class Scheduler {
     const next = this.recoverBackend ? await this.recoverBackend(err, this.backend) : undefined;
     if (!next) throw err;
     this.backend = next;
-    // KV contents lived in the old backend: drop them all, then re-prefill from the tokens.
-    for (const seq of this.active) {
-      this.kv.release(seq.lease!, seq.tokens, seq.slots, false);
-      seq.lease = { length: 0, slots: new Int32Array(0), handle: undefined };
-      seq.slots = [];
+    // KV contents lived in the old backend: drop them all; sequences re-prefill from their tokens.
+    for (const seq of [...this.active]) {
+      this.releaseKv(seq, false);
+      this.queued.push(seq);
     }
+    this.active.length = 0;
     this.kv.clear();
   }
 }

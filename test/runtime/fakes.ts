@@ -3,7 +3,9 @@
 // "logits" from the visible context it reads back, so any KV bookkeeping error changes the output.
 
 import type { Backend, ForwardResult, SequenceBatch } from '../../engine/backend/types';
+import { KvManager } from '../../engine/kv';
 import type { ModelConfig } from '../../engine/model/types';
+import { KvManagerStore, SimpleKvStore, type KvStore } from '../../engine/runtime/kv-store';
 
 export const FAKE_VOCAB = 40;
 export const FAKE_EOG = 0;
@@ -121,3 +123,13 @@ export function expectedContinuation(prompt: number[], maxTokens: number, eogAft
 export function range(from: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => ((from + i - 1) % 39) + 1);
 }
+
+export type StoreKind = 'simple' | 'paged';
+/** The paged store (engine/kv KvManager) caches whole blocks of this many tokens. */
+export const PAGE = 16;
+
+export function makeStore(kind: StoreKind, backend: FakeBackend, slots: number): KvStore {
+  if (kind === 'simple') return new SimpleKvStore(slots);
+  return new KvManagerStore(new KvManager({ backend, kvSlots: slots, blockSize: PAGE }));
+}
+

@@ -1,45 +1,67 @@
 import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError } from '../../engine/errors';
-import { SimpleKvStore } from '../../engine/runtime/kv-store';
+import { KvManager } from '../../engine/kv';
+import { KvManagerStore, SimpleKvStore, type KvStore } from '../../engine/runtime/kv-store';
 import { StopStringFilter } from '../../engine/runtime/stop-strings';
+import { FakeBackend } from './fakes';
 
 describe('SimpleKvStore', () => {
-  it('hands out distinct slots, takes them back, and refuses what it does not have', () => {
-    const kv = new SimpleKvStore(8);
-    const a = kv.allocate(5);
-    expect(new Set(a).size).toBe(5);
-    expect(() => kv.allocate(4)).toThrow(OutOfMemoryError);
-    kv.free(a.subarray(0, 2));
-    expect(kv.stats()).toMatchObject({ used: 3, free: 5, cached: 0 });
-    expect(() => kv.free([a[0]])).toThrow(/twice/);
-  });
-
-  it('reuses the longest cached prefix and evicts least recently used prefixes under pressure', () => {
+  it('reuses the longest cached prefix, truncates, and refuses what it does not have', async () => {
     const kv = new SimpleKvStore(10);
-    const none = kv.matchPrefix([1, 2, 3], 2);
-    const s1 = kv.allocate(4);
-    kv.release(none, [1, 2, 3, 4], s1, true);
-    const s2 = kv.allocate(4);
-    kv.release(none, [1, 2, 9, 9, 9], s2, true);
-    expect(kv.stats()).toMatchObject({ used: 0, cached: 8, free: 2 });
-    const lease = kv.matchPrefix([1, 2, 3, 5], 3);
-    expect(lease.length).toBe(3);
-    expect(Array.from(lease.slots)).toEqual(Array.from(s1.subarray(0, 3)));
-    // The matched entry's tail slot went back to the pool; the lease is the caller's.
-    expect(kv.stats()).toMatchObject({ used: 3, cached: 4, free: 3, hits: 1, lookups: 2 });
-    const more = kv.allocate(5); // needs eviction of the other entry
-    expect(kv.stats()).toMatchObject({ used: 8, cached: 0, free: 2, evictions: 1 });
-    kv.release(lease, [1, 2, 3, 5, 6, 7, 8, 9], [...lease.slots, ...more], false);
+    const a = await kv.acquire([1, 2, 3, 4]);
+    expect(a.cachedLength).toBe(0);
+    expect(new Set(a.context).size).toBe(4);
+    await expect(kv.acquire([5, 5, 5, 5, 5, 5, 5])).rejects.toBeInstanceOf(OutOfMemoryError);
+    expect(kv.stats()).toMatchObject({ used: 4, free: 6, sequences: 1 });
+    const extra = await kv.append(a.seq, [9, 9]);
+    expect(extra).toHaveLength(2);
+    kv.truncate(a.seq, 3); // drop [4, 9, 9]
+    kv.release(a.seq, true);
+    expect(kv.stats()).toMatchObject({ used: 0, cached: 3, free: 7, sequences: 0 });
+    // [1,2,3] is cached; the prompt's last token is always left to compute.
+    const b = await kv.acquire([1, 2, 3]);
+    expect(b.cachedLength).toBe(2);
+    expect(Array.from(b.context.subarray(0, 2))).toEqual(Array.from(a.context.subarray(0, 2)));
+    expect(kv.stats()).toMatchObject({ used: 3, cached: 0, free: 7, hits: 1, lookups: 3 });
+    kv.release(b.seq, false);
     expect(kv.stats()).toMatchObject({ used: 0, cached: 0, free: 10 });
-    expect(kv.matchPrefix([1, 2, 3], 3).length).toBe(0);
   });
 
-  it('clear() drops every cached prefix', () => {
-    const kv = new SimpleKvStore(6);
-    const lease = kv.matchPrefix([], 0);
-    kv.release(lease, [1, 2, 3], kv.allocate(3), true);
+  it('evicts least recently used prefixes under pressure and clear() drops them all', async () => {
+    const kv = new SimpleKvStore(8);
+    const a = await kv.acquire([1, 1, 1, 1]);
+    kv.release(a.seq, true);
+    const b = await kv.acquire([2, 2, 2, 2]);
+    kv.release(b.seq, true);
+    const c = await kv.acquire([3, 3, 3]);
+    expect(kv.stats()).toMatchObject({ used: 3, cached: 4, evictions: 1 });
+    expect((await kv.acquire([2, 2, 2, 2, 7])).cachedLength).toBe(4);
+    kv.release(c.seq, true);
     kv.clear();
-    expect(kv.stats()).toMatchObject({ used: 0, cached: 0, free: 6 });
+    expect(kv.stats()).toMatchObject({ cached: 0, used: 5, free: 3, sequences: 1 });
+  });
+});
+
+describe('KvManagerStore', () => {
+  it('adapts engine/kv: page-aligned prefix reuse across sequences, no leaked blocks', async () => {
+    const manager = new KvManager({ backend: new FakeBackend(64), kvSlots: 64, blockSize: 4 });
+    const kv: KvStore = new KvManagerStore(manager);
+    expect(kv.totalSlots).toBe(64);
+    const a = await kv.acquire([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await kv.append(a.seq, [11, 12]);
+    kv.truncate(a.seq, 11);
+    kv.release(a.seq, true);
+    expect(kv.stats()).toMatchObject({ used: 0, cached: 8, sequences: 0 });
+    const b = await kv.acquire([1, 2, 3, 4, 5, 6, 7, 8, 9, 99]);
+    expect(b.cachedLength).toBe(8);
+    const c = await kv.acquire([1, 2, 3, 4, 5, 6, 7, 8, 50, 51]);
+    expect(c.cachedLength).toBe(8); // shared, not exclusive
+    expect(Array.from(c.context.subarray(0, 8))).toEqual(Array.from(b.context.subarray(0, 8)));
+    kv.release(b.seq, false);
+    kv.release(c.seq, false);
+    manager.checkInvariants();
+    kv.clear();
+    expect(kv.stats()).toMatchObject({ used: 0, cached: 0, free: 64, sequences: 0 });
   });
 });
 

@@ -1,20 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError } from '../../engine/errors';
-import { SimpleKvStore } from '../../engine/runtime/kv-store';
 import { Scheduler, type SchedulerOptions, type StreamChunk } from '../../engine/runtime/scheduler';
-import { expectedContinuation, FakeBackend, fakeTokenizer, range } from './fakes';
-
-function setup(opts: Partial<SchedulerOptions> & { slots?: number } = {}) {
-  const slots = opts.slots ?? 4096;
-  const backend = (opts.backend as FakeBackend | undefined) ?? new FakeBackend(slots);
-  const kv = opts.kv ?? new SimpleKvStore(slots);
-  const scheduler = new Scheduler({ contextLength: 2048, prefillChunk: 64, tokenizer: fakeTokenizer, ...opts, backend, kv });
-  return { backend, kv, scheduler };
-}
+import { expectedContinuation, FakeBackend, fakeTokenizer, makeStore, PAGE, range, type StoreKind } from './fakes';
 
 const text = (ids: number[]) => fakeTokenizer.decode(ids);
 
-describe('Scheduler', () => {
+describe.each<StoreKind>(['simple', 'paged'])('Scheduler over the %s KV store', (kind) => {
+  const align = (n: number) => (kind === 'simple' ? n : Math.floor(n / PAGE) * PAGE);
+  function setup(opts: Partial<SchedulerOptions> & { slots?: number } = {}) {
+    const slots = opts.slots ?? 4096;
+    const backend = (opts.backend as FakeBackend | undefined) ?? new FakeBackend(slots);
+    const kv = opts.kv ?? makeStore(kind, backend, slots);
+    const scheduler = new Scheduler({ contextLength: 2048, prefillChunk: 64, tokenizer: fakeTokenizer, ...opts, backend, kv });
+    return { backend, kv, scheduler };
+  }
+
   it('generates the model\'s greedy continuation and streams it in order', async () => {
     const { scheduler, kv } = setup();
     const prompt = [3, 9, 4, 1, 7];
@@ -31,9 +31,9 @@ describe('Scheduler', () => {
     expect(result.timings.promptTokens).toBe(5);
     expect(result.timings.prefillTokens).toBe(5);
     expect(result.timings.generatedTokens).toBe(20);
-    expect(kv.stats().used).toBe(0);
+    expect(kv.stats()).toMatchObject({ used: 0, sequences: 0 });
     // Prompt + 19 generated tokens have KV (the last sampled one was never fed back).
-    expect(kv.stats().cached).toBe(5 + 19);
+    expect(kv.stats().cached).toBe(align(5 + 19));
   });
 
   it('prefills a long prompt in chunks and stops at end-of-generation', async () => {
@@ -57,15 +57,15 @@ describe('Scheduler', () => {
     const callsBefore = backend.calls.length;
     const prompt2 = [...shared, 30, 31, 32];
     const second = await scheduler.submit({ id: 'b', prompt: prompt2, maxTokens: 6 });
-    expect(second.timings.cachedTokens).toBe(150);
-    expect(second.timings.prefillTokens).toBe(3);
+    expect(second.timings.cachedTokens).toBe(align(150));
+    expect(second.timings.prefillTokens).toBe(153 - align(150));
     expect(second.tokenIds).toEqual(expectedContinuation(prompt2, 6));
     const prefill = backend.calls[callsBefore].batches[0];
-    expect(prefill.tokens).toEqual([30, 31, 32]);
-    expect(prefill.nPast).toBe(150);
+    expect(prefill.tokens).toEqual(prompt2.slice(align(150)));
+    expect(prefill.nPast).toBe(align(150));
     // An identical prompt still computes its last token (its logits give the first new token).
     const third = await scheduler.submit({ id: 'c', prompt: prompt2, maxTokens: 2 });
-    expect(third.timings.cachedTokens).toBe(prompt2.length - 1);
+    expect(third.timings.cachedTokens).toBe(align(prompt2.length - 1));
     expect(third.tokenIds).toEqual(expectedContinuation(prompt2, 2));
   });
 
@@ -205,8 +205,7 @@ describe('Scheduler', () => {
     failing.failOnCall = 1;
     const { scheduler, kv } = setup({ backend: failing });
     await expect(scheduler.submit({ id: 'x', prompt: range(1, 100), maxTokens: 5 })).rejects.toThrow('device lost');
-    expect(kv.stats().used).toBe(0);
-    expect(kv.stats().free).toBe(4096);
+    expect(kv.stats()).toMatchObject({ used: 0, free: 4096, sequences: 0 });
   });
 
   it('rejects prompts longer than the context and fails a request that can never fit the KV', async () => {
@@ -215,6 +214,20 @@ describe('Scheduler', () => {
     await expect(scheduler.submit({ id: 'oom', prompt: range(1, 100), maxTokens: 2 })).rejects.toBeInstanceOf(OutOfMemoryError);
     const ok = await scheduler.submit({ id: 'ok', prompt: range(1, 30), maxTokens: 2 });
     expect(ok.tokenIds).toEqual(expectedContinuation(range(1, 30), 2));
+  });
+
+  it('pushes a sequence out of memory when two do not fit together, and both still finish correctly', async () => {
+    const { scheduler, kv } = setup({ slots: 96 });
+    const p1 = range(1, 20);
+    const p2 = range(9, 20);
+    const [r1, r2] = await Promise.all([
+      scheduler.submit({ id: 'a', prompt: p1, maxTokens: 40, priority: 'chat' }),
+      scheduler.submit({ id: 'b', prompt: p2, maxTokens: 40, priority: 'chat' }),
+    ]);
+    expect(r1.tokenIds).toEqual(expectedContinuation(p1, 40));
+    expect(r2.tokenIds).toEqual(expectedContinuation(p2, 40));
+    expect(scheduler.stats().preempted).toBeGreaterThan(0);
+    expect(kv.stats()).toMatchObject({ used: 0, sequences: 0 });
   });
 
   it('ends with finishReason length at the context limit', async () => {

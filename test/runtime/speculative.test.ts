@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SimpleKvStore } from '../../engine/runtime/kv-store';
 import { Scheduler } from '../../engine/runtime/scheduler';
 import { draftNgram } from '../../engine/runtime/speculative';
-import { expectedContinuation, FakeBackend, fakeTokenizer, range } from './fakes';
+import { expectedContinuation, FakeBackend, fakeTokenizer, makeStore, PAGE, range, type StoreKind } from './fakes';
 
 describe('draftNgram', () => {
   it('copies what followed the latest earlier occurrence of the trailing n-gram', () => {
@@ -20,10 +20,11 @@ describe('draftNgram', () => {
   });
 });
 
-describe('speculative decoding in the scheduler', () => {
+describe.each<StoreKind>(['simple', 'paged'])('speculative decoding in the scheduler (%s KV store)', (kind) => {
+  const align = (n: number) => (kind === 'simple' ? n : Math.floor(n / PAGE) * PAGE);
   async function run(prompt: number[], maxTokens: number, speculative?: { maxDraft: number; ngram?: number; extraTokens?: number[][] }) {
     const backend = new FakeBackend(4096);
-    const kv = new SimpleKvStore(4096);
+    const kv = makeStore(kind, backend, 4096);
     const scheduler = new Scheduler({ backend, kv, tokenizer: fakeTokenizer, contextLength: 2048, prefillChunk: 64 });
     const r = await scheduler.submit({ id: 's', prompt, maxTokens, speculative });
     return { r, backend, kv, stats: scheduler.stats() };
@@ -45,8 +46,8 @@ describe('speculative decoding in the scheduler', () => {
     // Verification asks for logits at every position.
     expect(spec.backend.calls.some((c) => c.batches[0].logits === 'all')).toBe(true);
     // Rejected drafts' slots went back: the store holds exactly the tokens with KV.
-    expect(spec.kv.stats().used).toBe(0);
-    expect(spec.kv.stats().cached).toBe(prompt.length + 59);
+    expect(spec.kv.stats()).toMatchObject({ used: 0, sequences: 0 });
+    expect(spec.kv.stats().cached).toBe(align(prompt.length + 59));
   });
 
   it('stays identical when drafts are mostly wrong, at the length limit and with extra sources', async () => {
@@ -56,7 +57,7 @@ describe('speculative decoding in the scheduler', () => {
       const spec = await run(prompt, maxTokens, { maxDraft: 5, ngram: 2, extraTokens: [range(10, 50)] });
       expect(spec.r.tokenIds).toEqual(plain.r.tokenIds);
       expect(spec.r.tokenIds).toHaveLength(maxTokens);
-      expect(spec.kv.stats().cached).toBe(prompt.length + maxTokens - 1);
+      expect(spec.kv.stats().cached).toBe(align(prompt.length + maxTokens - 1));
     }
   });
 
