@@ -1,0 +1,95 @@
+// Compiles kernels/*.wgsl into compute pipelines once per (entry point, variant) and builds bind
+// groups. Shader variants are chosen by text: the weight format ($WTYPE), the workgroup size
+// ($WG), subgroups and f16 KV (//#if SUBGROUPS, //#if KV_F16).
+
+import { GgmlType } from '../../quant/types';
+import { BackendUnavailableError } from '../../errors';
+import type { GpuContext } from './device';
+import { preprocess, type KernelFile, type KernelSources } from './kernel-sources';
+
+/** Weight formats with a dequantizing kernel; others are converted at upload. */
+export const KERNEL_WEIGHT_TYPES: Partial<Record<GgmlType, string>> = {
+  [GgmlType.F32]: 'f32',
+  [GgmlType.F16]: 'f16',
+  [GgmlType.Q8_0]: 'q8_0',
+  [GgmlType.Q4_0]: 'q4_0',
+  [GgmlType.Q4_K]: 'q4_k',
+  [GgmlType.Q6_K]: 'q6_k',
+};
+
+// Which files each kernel family is assembled from, in order.
+const FAMILY_FILES: Record<string, KernelFile[]> = {
+  matmul: ['reduce', 'dequant', 'matmul'],
+  norm: ['reduce', 'norm'],
+  rope: ['kv-access', 'rope'],
+  elementwise: ['elementwise'],
+  attention: ['reduce', 'kv-access', 'attention'],
+  argmax: ['argmax'],
+  kv: ['kv-access', 'kv'],
+};
+
+export type KernelFamily = keyof typeof FAMILY_FILES;
+
+export interface PipelineOptions {
+  kvF16: boolean;
+  subgroups: boolean;
+}
+
+export class Pipelines {
+  private readonly cache = new Map<string, GPUComputePipeline>();
+  readonly wg = 64;
+
+  constructor(
+    readonly gpu: GpuContext,
+    private readonly sources: KernelSources,
+    readonly options: PipelineOptions,
+  ) {}
+
+  get device(): GPUDevice {
+    return this.gpu.device;
+  }
+
+  /** The WGSL text of a family variant (exposed for tests and debugging). */
+  source(family: KernelFamily, wtype = 'f32'): string {
+    const defines = { WG: this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
+    const body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
+    const header = this.options.subgroups ? 'enable subgroups;\n' : '';
+    return header + preprocess(body, defines);
+  }
+
+  get(family: KernelFamily, entry: string, wtype = 'f32'): GPUComputePipeline {
+    const key = `${family}/${entry}/${wtype}`;
+    let p = this.cache.get(key);
+    if (p) return p;
+    const device = this.device;
+    const code = this.source(family, wtype);
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code, label: key });
+    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry }, label: key });
+    // Validation errors are reported asynchronously; checkCompiled() awaits them once after setup.
+    this.pending.push(device.popErrorScope().then((e) => (e ? `${key}: ${e.message}` : undefined)));
+    this.cache.set(key, p);
+    return p;
+  }
+
+  private pending: Promise<string | undefined>[] = [];
+
+  /** Throws if any pipeline created so far failed to compile. */
+  async checkCompiled(): Promise<void> {
+    const errors = (await Promise.all(this.pending.splice(0))).filter((e): e is string => !!e);
+    if (errors.length) {
+      throw new BackendUnavailableError(`WGSL pipeline creation failed: ${errors.join('\n')}`, "This is a bug in Cachet's WebGPU kernels; choose the CPU backend and report it.");
+    }
+  }
+
+  /** Bind group for `group` of a pipeline; entries[i] is binding i's buffer (skips undefined). */
+  bind(pipeline: GPUComputePipeline, group: number, entries: Record<number, GPUBuffer | GPUBufferBinding>): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(group),
+      entries: Object.entries(entries).map(([b, r]) => ({
+        binding: Number(b),
+        resource: typeof (r as GPUBuffer).mapAsync === 'function' ? { buffer: r as GPUBuffer } : (r as GPUBufferBinding),
+      })),
+    });
+  }
+}
