@@ -8,6 +8,10 @@
 //   BlockPool, BlockTable   paged blocks (slot = block*blockSize + offset), ref counts, copy-on-write
 //   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction
 //   HostTier       cold prefix blocks offloaded to host memory
+//   ChunkCache     per-file chunk K/V encoded once after a shared prefix; place() re-rotates it to
+//                  a new position ('rotate') or keeps encoded positions ('ape'); blend() is
+//                  CacheBlend selective recompute (LayerProbe / createTruncatedProbe)
+//   ChunkStore     disk tier for chunk K/V: versioned, sha256-checked, atomic writes, LRU budget
 //
 // Backends only see slot indices; this folder never runs a model except where a caller passes a
 // compute backend (chunk encoding, selective recompute).
@@ -17,5 +21,20 @@ export { BlockTable } from './block-table';
 export { RadixCache, RadixNode, type PrefixMatch } from './radix-cache';
 export { HostTier, hashTokens } from './host-offload';
 export { KvManager, blockSlots, type KvAcquisition, type KvManagerOptions, type KvStatsSource } from './kv-manager';
+export {
+  ChunkCache,
+  createTruncatedProbe,
+  truncateWeights,
+  prefixHash,
+  sha256Hex,
+  type BlendOptions,
+  type BlendResult,
+  type ChunkCacheOptions,
+  type LayerProbe,
+  type PlaceMode,
+  type PlacedChunk,
+  type Placement,
+} from './chunk-cache';
+export { ChunkStore, chunkKeyId, CHUNK_FILE_VERSION, type ChunkEntry, type ChunkKey, type ChunkStoreOptions } from './chunk-store';
 export { KvCounters, type KvMetricsSnapshot } from './metrics';
 export type { KvSlotBackend, KvComputeBackend } from './types';
