@@ -5,6 +5,7 @@ import { createGpuDevice, type GpuContext } from '../../engine/backend/webgpu/de
 import { loadKernelSources } from '../../engine/backend/webgpu/kernel-sources';
 import { Pipelines } from '../../engine/backend/webgpu/pipelines';
 import { bufferFrom, readBuffer, uniformFrom } from '../../engine/backend/webgpu/buffers';
+import { f16ToF32, f32ToF16 } from '../../engine/quant';
 
 export interface Harness {
   gpu: GpuContext;
@@ -78,4 +79,28 @@ export function relError(a: Float32Array, b: Float32Array | Float64Array, floor 
     maxRef = Math.max(maxRef, Math.abs(b[i]!));
   }
   return Number.isNaN(maxDiff) ? Infinity : maxDiff / maxRef;
+}
+
+/** Host image of a KV cache buffer: f16 pairs packed in u32 (as the kernels store them) or f32. */
+export function packKv(values: Float32Array, f16: boolean): Uint32Array | Float32Array {
+  if (!f16) return values;
+  const out = new Uint32Array(values.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = (f32ToF16(values[2 * i]!) | (f32ToF16(values[2 * i + 1]!) << 16)) >>> 0;
+  return out;
+}
+
+export async function readKv(h: Harness, b: GPUBuffer, elements: number, f16: boolean): Promise<Float32Array> {
+  if (!f16) return readF32(h, b, elements);
+  const u = await readU32(h, b, elements / 2);
+  const out = new Float32Array(elements);
+  for (let i = 0; i < u.length; i++) {
+    out[2 * i] = f16ToF32(u[i]! & 0xffff);
+    out[2 * i + 1] = f16ToF32(u[i]! >>> 16);
+  }
+  return out;
+}
+
+/** Values as stored in an f16 cache (round trip), or unchanged for f32. */
+export function kvRound(values: Float32Array, f16: boolean): Float32Array {
+  return f16 ? Float32Array.from(values, (v) => f16ToF32(f32ToF16(v))) : values;
 }
