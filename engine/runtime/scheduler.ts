@@ -42,6 +42,8 @@ export interface GenerationRequest {
   deadlineMs?: number;
   /** Prompt-lookup speculative decoding; used only with greedy sampling. */
   speculative?: SpeculativeOptions;
+  /** Extra end-of-generation tokens (e.g. FIM markers); the tokenizer's EOG always ends. */
+  isStopToken?: (id: number) => boolean;
   signal?: AbortSignal;
 }
 
@@ -467,7 +469,7 @@ export class Scheduler {
       this.recordTtft(t - seq.tReceived);
     }
     seq.tLast = t;
-    if (this.tokenizer.isEog(token)) { this.markFinished(seq, 'eog'); return; }
+    if (this.tokenizer.isEog(token) || seq.req.isStopToken?.(token)) { this.markFinished(seq, 'eog'); return; }
     seq.tokens.push(token);
     seq.generated.push(token);
     seq.outIds.push(token);
