@@ -2,7 +2,8 @@
 // Weights are deterministic in `seed`; scales are chosen so greedy continuations vary instead of
 // repeating one token (a random model's usual failure that hides bugs).
 
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GgufBuilder, GgufValueType, openGguf } from '../../engine/gguf';
@@ -82,7 +83,14 @@ const QUANT_TYPES: Record<TestQuant, GgmlType> = {
   Q6_K: GgmlType.Q6_K,
 };
 
-/** Writes the model and returns its path. */
+/** Bump when the generated weights or metadata change, so cached files are not reused. */
+const GENERATOR_VERSION = 1;
+
+/**
+ * Writes the model and returns its path. Without `path`, files go to a cache in the OS temp dir
+ * keyed by every option, and an existing file is reused (generation is deterministic; quantizing
+ * K-quants in JS takes seconds).
+ */
 export function makeTestModel(options: TestModelOptions): string {
   const o = {
     layers: 2,
@@ -99,6 +107,14 @@ export function makeTestModel(options: TestModelOptions): string {
     ...options,
   };
   const arch = o.arch;
+  let path = o.path;
+  if (!path) {
+    const dir = join(tmpdir(), 'cachet-test-models');
+    mkdirSync(dir, { recursive: true });
+    const key = JSON.stringify({ v: GENERATOR_VERSION, ...o });
+    path = join(dir, `${arch}-${o.quant}-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.gguf`);
+    if (existsSync(path)) return path;
+  }
   const headDim = o.dims / o.heads;
   const qType = QUANT_TYPES[o.quant];
   const rnd = normalStream(o.seed * 7919 + 17);
@@ -191,14 +207,6 @@ export function makeTestModel(options: TestModelOptions): string {
   if (layerNorm) tensor('output_norm.bias', [o.dims], 0.05);
   if (!o.tied) tensor('output.weight', [o.dims, vocabSize], 3 / Math.sqrt(o.dims), 0, qType);
 
-  let path = o.path;
-  if (!path) {
-    const dir = join(tmpdir(), 'cachet-test-models');
-    mkdirSync(dir, { recursive: true });
-    const vocabTag = o.vocab === 'bytes' ? 'bytes' : o.vocab.gguf.replace(/.*\//, '').replace(/\W+/g, '_');
-    const ropeTag = o.ropeLinearFactor !== undefined ? `-rl${o.ropeLinearFactor}` : '';
-    path = join(dir, `${arch}-${o.quant}-L${o.layers}-d${o.dims}-h${o.heads}-kv${o.kvHeads}-ff${o.ff}-${vocabTag}-s${o.seed}${o.tied ? '-tied' : ''}${ropeTag}-${process.pid}.gguf`);
-  }
   b.write(path);
   return path;
 }

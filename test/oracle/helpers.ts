@@ -52,22 +52,25 @@ export interface OracleModel {
   dispose(): Promise<void>;
 }
 
-export async function openOracleModel(llama: Llama, path: string, contextSize = 512): Promise<OracleModel> {
+export async function openOracleModel(llama: Llama, path: string, contextSize = 512, threads = 2): Promise<OracleModel> {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0, useMmap: false });
   const context = await model.createContext({
     contextSize,
     batchSize: contextSize,
     sequences: 1,
-    threads: 2,
+    threads,
     flashAttention: false,
     experimentalKvCacheKeyType: 'F32',
     experimentalKvCacheValueType: 'F32',
   });
   const sequence = context.getSequence();
-  const vocab = model.tokens.nTokens ?? 0;
+  const gguf = openGguf(path);
+  const vocab = (gguf.getArray('tokenizer.ggml.tokens') ?? []).length;
+  gguf.close();
   const toArray = (m: Map<number, number> | undefined): Float32Array => {
     if (!m) throw new Error('llama.cpp returned no logits');
-    const out = new Float32Array(Math.max(vocab, m.size));
+    if (m.size !== vocab) throw new Error(`llama.cpp returned ${m.size} logits, the vocabulary has ${vocab}`);
+    const out = new Float32Array(vocab);
     for (const [tok, v] of m) out[tok] = v;
     return out;
   };
@@ -96,8 +99,18 @@ export async function openOracleModel(llama: Llama, path: string, contextSize = 
   };
 }
 
-/** The reference backend run the same way: prompt prefill, then one token per step. */
-export async function referenceContinue(path: string, prompt: number[], steps: number, options: Partial<ReferenceBackendOptions> = {}): Promise<Continuation> {
+/**
+ * The reference backend run the same way: prompt prefill, then one token per step. With `forced`,
+ * step s feeds forced[s] instead of its own argmax (teacher forcing: both runs see the same tokens,
+ * so every step's logits are comparable even where a near-tie flips the argmax).
+ */
+export async function referenceContinue(
+  path: string,
+  prompt: number[],
+  steps: number,
+  options: Partial<ReferenceBackendOptions> = {},
+  forced?: number[],
+): Promise<Continuation> {
   const gguf = openGguf(path);
   try {
     const backend = await createReferenceBackend(loadWeights(gguf), { kvSlots: prompt.length + steps, ...options });
@@ -115,7 +128,7 @@ export async function referenceContinue(path: string, prompt: number[], steps: n
       const next = argmax(row);
       tokens.push(next);
       past += n;
-      pending = [next];
+      pending = [forced ? forced[s]! : next];
     }
     await backend.dispose();
     return { logits, tokens };

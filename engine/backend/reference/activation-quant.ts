@@ -95,3 +95,20 @@ export function roundTripActivations(format: ActivationFormat, x: Float32Array, 
       return;
   }
 }
+
+/**
+ * Q8_1 blocks also carry s = f16(d * sum(q)) (d before f16 rounding), which Q4_1/Q5_1 dot products
+ * multiply by the weight block's min. The round trip above implies d_f16 * sum(q) instead; this
+ * returns, per 32-block, the difference llama.cpp's s adds on top of it.
+ */
+export function q8_1SumCorrection(x: Float32Array, out: Float64Array): void {
+  for (let b = 0, k = 0; b < x.length; b += 32, k++) {
+    let amax = 0;
+    for (let j = b; j < b + 32; j++) amax = Math.max(amax, Math.abs(x[j]!));
+    const d = Math.fround(amax / 127);
+    const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+    let sum = 0;
+    for (let j = b; j < b + 32; j++) sum += roundHalfEven(Math.fround(x[j]! * id));
+    out[k] = roundF16(Math.fround(d * sum)) - roundF16(d) * sum;
+  }
+}

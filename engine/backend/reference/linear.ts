@@ -4,7 +4,8 @@
 import { dequantize } from '../../quant';
 import { bytesFor, GgmlType } from '../../quant/types';
 import type { TensorView } from '../../model/types';
-import { activationFormatFor, roundTripActivations, type ActivationFormat } from './activation-quant';
+import { f16ToF32 } from '../../quant';
+import { activationFormatFor, q8_1SumCorrection, roundTripActivations, type ActivationFormat } from './activation-quant';
 
 export class Linear {
   /** Input length (a row of W in ggml order: dims[0]). */
@@ -15,6 +16,8 @@ export class Linear {
   private readonly f32: Float32Array | undefined;
   private readonly rowBytes: number;
   private readonly format: ActivationFormat;
+  /** Per (row, 32-block) min of Q4_1/Q5_1 weights, for the Q8_1 sum term (see q8_1SumCorrection). */
+  private readonly blockMins: Float32Array | undefined;
 
   constructor(
     private readonly tensor: TensorView,
@@ -28,6 +31,15 @@ export class Linear {
     this.f32 = cacheF32 ? toF32(tensor) : undefined;
     this.bias = bias ? toF32(bias) : undefined;
     this.format = mirrorActivationQuant ? activationFormatFor(tensor.type) : 'f32';
+    if (this.format === 'q8_1') {
+      // Q4_1 / Q5_1 blocks start with f16 d then f16 m.
+      const blocks = this.cols / 32;
+      const blockBytes = this.rowBytes / blocks;
+      const mins = new Float32Array(this.rows * blocks);
+      const data = tensor.data;
+      for (let i = 0; i < mins.length; i++) mins[i] = f16ToF32(data[i * blockBytes + 2]! | (data[i * blockBytes + 3]! << 8));
+      this.blockMins = mins;
+    }
   }
 
   get f32Bytes(): number {
@@ -47,6 +59,10 @@ export class Linear {
     // Activations as the weight's dot-product type sees them, one row per token.
     const act = new Float64Array(n * cols);
     for (let t = 0; t < n; t++) roundTripActivations(this.format, x.subarray(t * cols, (t + 1) * cols), act.subarray(t * cols, (t + 1) * cols));
+    const mins = this.blockMins;
+    const blocks = cols / 32;
+    const sumFix = mins ? new Float64Array(n * blocks) : undefined;
+    if (sumFix) for (let t = 0; t < n; t++) q8_1SumCorrection(x.subarray(t * cols, (t + 1) * cols), sumFix.subarray(t * blocks, (t + 1) * blocks));
     for (let o = 0; o < rows; o++) {
       const w = this.row(o);
       const b = this.bias ? this.bias[o]! : 0;
@@ -54,6 +70,7 @@ export class Linear {
         const a0 = t * cols;
         let sum = 0;
         for (let i = 0; i < cols; i++) sum += w[i]! * act[a0 + i]!;
+        if (mins && sumFix) for (let k = 0; k < blocks; k++) sum += mins[o * blocks + k]! * sumFix[t * blocks + k]!;
         out[t * rows + o] = this.bias ? Math.fround(sum) + b : sum;
       }
     }
