@@ -20,10 +20,18 @@ import { ChunkCache, createTruncatedProbe, type LayerProbe } from '../engine/kv/
 import { KvManager } from '../engine/kv/kv-manager';
 import { makeTestModel, type TestModelOptions } from '../test/helpers/make-test-model';
 
-export type QualityMode = { kind: 'full' } | { kind: 'rotate' } | { kind: 'blend'; ratio: number } | { kind: 'ape' };
+export type QualityMode =
+  | { kind: 'full' }
+  | { kind: 'rotate' }
+  | { kind: 'blend'; ratio: number }
+  /** Control for CacheBlend's selection: recompute the same number of chunk tokens, picked at random. */
+  | { kind: 'random'; ratio: number }
+  | { kind: 'ape' };
 
 export function modeName(m: QualityMode): string {
-  return m.kind === 'blend' ? `blend-${Math.round(m.ratio * 100)}%` : m.kind;
+  if (m.kind === 'blend') return `blend-${Math.round(m.ratio * 100)}%`;
+  if (m.kind === 'random') return `random-${Math.round(m.ratio * 100)}%`;
+  return m.kind;
 }
 
 export interface QualityPrompt {
@@ -125,6 +133,17 @@ export async function runReuse(h: Harness, p: QualityPrompt, mode: QualityMode, 
     const placement = await chunks.place(a.seq, entries, mode.kind === 'ape' ? 'ape' : 'rotate');
     let recomputed = 0;
     if (mode.kind === 'blend') recomputed = (await chunks.blend(a.seq, placement, { ratio: mode.ratio, probe: h.probe })).selected;
+    if (mode.kind === 'random') {
+      const cells = placement.chunks.flatMap((c) => Array.from(c.slots, (_, i) => c.cell + i));
+      const rnd = seeded(cells.length * 7919 + p.query[0]);
+      for (let i = cells.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [cells[i], cells[j]] = [cells[j], cells[i]];
+      }
+      const pick = cells.slice(0, Math.floor(mode.ratio * cells.length)).sort((x, y) => x - y);
+      await chunks.recompute(a.seq, pick);
+      recomputed = pick.length;
+    }
     const Q = p.query;
     let pos = placement.nextPosition;
     const qPos = Int32Array.from(Q, (_, i) => pos + i);
@@ -203,16 +222,20 @@ export function compare(ref: ModeOutput, out: ModeOutput): Comparison {
   };
 }
 
-/** Deterministic prompts over the byte vocabulary (ids 0..255). */
-export function makePrompts(count: number, seed: number, shape: { prefix: number; chunks: number[]; query: number }): QualityPrompt[] {
+function seeded(seed: number): () => number {
   let s = seed >>> 0;
-  const rnd = () => {
+  return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Deterministic prompts over the byte vocabulary (ids 0..255). */
+export function makePrompts(count: number, seed: number, shape: { prefix: number; chunks: number[]; query: number }): QualityPrompt[] {
+  const rnd = seeded(seed);
   const run = (n: number) => Array.from({ length: n }, () => 32 + Math.floor(rnd() * 95)); // printable ASCII bytes
   const out: QualityPrompt[] = [];
   for (let i = 0; i < count; i++) out.push({ prefix: run(shape.prefix), chunks: shape.chunks.map(run), query: run(shape.query) });

@@ -23,6 +23,7 @@ const MODES: QualityMode[] = [
   { kind: 'blend', ratio: 0.2 },
   { kind: 'blend', ratio: 0.3 },
   { kind: 'blend', ratio: 1 },
+  { kind: 'random', ratio: 0.2 },
   { kind: 'ape' },
 ];
 const MODELS: TestModelOptions[] = [
@@ -85,7 +86,8 @@ async function main() {
     note:
       'Random-weight test models (makeTestModel, byte vocab). KL(full || mode) and top-1 agreement averaged over the ' +
       `${SHAPE.query} query positions of each prompt; greedy = fraction of ${STEPS} greedy steps equal to full recompute. ` +
-      'blend-r recomputes r of the chunk tokens chosen by V deviation at layer 1 (probe = first 2 layers of the model). ' +
+      'blend-r recomputes r of the chunk tokens chosen by V deviation at layer 1 (probe = first 2 layers of the model); ' +
+      'random-r recomputes as many tokens picked at random (a control for the selection). ' +
       'ape = chunks at their encoded positions, attention temperature/scale not applied (T = s = 1).',
     seconds: (Date.now() - t0) / 1000,
     rows,
