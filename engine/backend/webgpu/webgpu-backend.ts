@@ -1,0 +1,697 @@
+// The WebGPU backend: weights uploaded once (one buffer per tensor), pipelines and bind groups
+// built once, and each step (a decode token or a prefill chunk) encoded as one command buffer with
+// one submit. Activations are f32; the KV cache is f16 (packed pairs) when the device has
+// shader-f16, else f32. Follows the same graph as the reference backend (llama.cpp's llm_build_*).
+
+import { CachetError, ModelNotSupportedError, OutOfMemoryError } from '../../errors';
+import { layerTensorNames, lmHeadName, OUTPUT_NORM, OUTPUT_NORM_BIAS, TOKEN_EMBD } from '../../model/tensor-names';
+import type { ModelConfig, ModelWeights, TensorView } from '../../model/types';
+import { dequantize, f32ToF16 } from '../../quant';
+import { bytesFor, GgmlType } from '../../quant/types';
+import type { Backend, BackendOptions, ForwardResult, MemoryStats, SequenceBatch } from '../types';
+import { bufferFrom, emptyBuffer, grid, readBuffer, uniformBytes, uniformFrom } from './buffers';
+import { BufferUsage, createGpuDevice, MapMode, withErrorScope, type GpuContext } from './device';
+import { loadKernelSources } from './kernel-sources';
+import { KERNEL_WEIGHT_TYPES, Pipelines, type KernelFamily } from './pipelines';
+import { checkRope, ropeTable } from './rope-table';
+
+export interface WebGpuBackendOptions extends BackendOptions {
+  /** Dawn instance flags (e.g. CACHET_DAWN_FLAGS); default enables f16 on NVIDIA. */
+  dawnFlags?: string[];
+  /** Store K/V as f16 (default: when the device has shader-f16). */
+  kvF16?: boolean;
+  /** Use subgroup operations when available (default true). */
+  subgroups?: boolean;
+  /** Tokens per prefill chunk (one submit each). Default 256. */
+  maxBatchTokens?: number;
+  /** Time every dispatch with timestamp queries, grouped by kernel family (benchmarks only). */
+  profile?: boolean;
+}
+
+/** A weight matrix on the GPU: rows = output features, k = input features. */
+interface GpuMatrix {
+  buffer: GPUBuffer;
+  wtype: string;
+  rows: number;
+  k: number;
+  rowBytes: number;
+  bias?: GPUBuffer;
+}
+
+interface LayerBuffers {
+  attnNorm: GPUBuffer;
+  attnNormBias?: GPUBuffer;
+  q: GpuMatrix;
+  k: GpuMatrix;
+  v: GpuMatrix;
+  o: GpuMatrix;
+  ffnNorm: GPUBuffer;
+  ffnNormBias?: GPUBuffer;
+  gate?: GpuMatrix;
+  up: GpuMatrix;
+  down: GpuMatrix;
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+}
+
+/** A prepared dispatch: pipeline + bind groups; the grid is computed per step. */
+interface Op {
+  family: string;
+  pipeline: GPUComputePipeline;
+  groups: GPUBindGroup[];
+}
+
+/** A matrix op in both shapes: matvec for one or two tokens, tiled matmul for more. */
+interface MatOp {
+  rows: number;
+  matvec: Op;
+  matmul: Op;
+}
+
+interface LayerOps {
+  attnNorm: Op;
+  q: MatOp;
+  k: MatOp;
+  v: MatOp;
+  ropeQ: Op;
+  storeKv: Op;
+  attnPartial: Op;
+  attnCombine: Op;
+  o: MatOp;
+  ffnNorm: Op;
+  gate?: MatOp;
+  up: MatOp;
+  act: Op;
+  down: MatOp;
+}
+
+const MATVEC_MAX_TOKENS = 2;
+/** Rows of logits one step can return; longer 'all' requests run in more steps. */
+const MAX_LOGIT_ROWS = 32;
+/** Partial-attention budget: splits x queries per head per step. */
+const SPLIT_BUDGET = 64;
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly config: ModelConfig;
+  readonly gpu: GpuContext;
+  readonly kvF16: boolean;
+  private readonly pipes: Pipelines;
+  private readonly device: GPUDevice;
+  private readonly kvSlots: number;
+  private readonly maxTokens: number;
+  private readonly layers: LayerBuffers[] = [];
+  private readonly ops: LayerOps[] = [];
+  private readonly allBuffers: GPUBuffer[] = [];
+  private weightsBytes = 0;
+  private kvBytes = 0;
+  private scratchBytes = 0;
+  private disposed = false;
+  private readonly profile: boolean;
+  /** Accumulated GPU time per kernel family in ns (profile mode). */
+  readonly kernelTimes = new Map<string, { ns: number; count: number }>();
+
+  // scratch
+  private x!: GPUBuffer;
+  private xn!: GPUBuffer;
+  private qb!: GPUBuffer;
+  private kb!: GPUBuffer;
+  private vb!: GPUBuffer;
+  private attn!: GPUBuffer;
+  private ffA!: GPUBuffer;
+  private ffB!: GPUBuffer;
+  private partial!: GPUBuffer;
+  private logits!: GPUBuffer;
+  private logitsRead!: GPUBuffer;
+  private argmaxOut!: GPUBuffer;
+  private argmaxRead!: GPUBuffer;
+  private ctxBuf!: GPUBuffer;
+  private tokBuf!: GPUBuffer;
+  private ropeCs!: GPUBuffer;
+  private step!: GPUBuffer;
+  private attnParams!: GPUBuffer;
+  private headNormParams!: GPUBuffer;
+  private headParamsLast!: GPUBuffer;
+  private dummy!: GPUBuffer;
+  /** Placeholder for unused read_write bindings (one buffer cannot be both read and written). */
+  private dummyRw!: GPUBuffer;
+
+  // model-level ops
+  private embed!: Op;
+  private outNormAll!: Op;
+  private outNormLast!: Op;
+  private head!: MatOp;
+  private headLast!: Op;
+  private argmax!: Op;
+  private argmaxParams!: GPUBuffer;
+  private headMatrix!: GpuMatrix;
+
+  constructor(gpu: GpuContext, pipes: Pipelines, config: ModelConfig, options: WebGpuBackendOptions) {
+    this.gpu = gpu;
+    this.device = gpu.device;
+    this.pipes = pipes;
+    this.config = config;
+    this.kvF16 = pipes.options.kvF16;
+    this.kvSlots = options.kvSlots;
+    this.maxTokens = Math.max(1, Math.floor(options.maxBatchTokens ?? 256));
+    this.profile = !!options.profile && gpu.features.timestamps;
+  }
+
+  // ---------------------------------------------------------------- setup
+
+  async init(weights: ModelWeights, options: WebGpuBackendOptions): Promise<void> {
+    const c = this.config;
+    if (!Number.isInteger(options.kvSlots) || options.kvSlots <= 0) {
+      throw new CachetError(`kvSlots must be a positive integer, got ${options.kvSlots}`, 'Pass the number of KV slots (tokens) to allocate.');
+    }
+    checkRope(c.rope, c.headDim);
+    if (c.nHeads % c.nKvHeads !== 0 || c.headDim > 256 || c.headDim % 2 !== 0 || c.nEmbd % 4 !== 0 || c.nFf % 4 !== 0) {
+      throw new ModelNotSupportedError(`head layout ${c.nHeads}/${c.nKvHeads} heads of ${c.headDim} (embd ${c.nEmbd}, ff ${c.nFf}) is not supported by the WebGPU backend`, 'Use the CPU backend for this model.');
+    }
+    const progress = options.onProgress;
+    const names = [TOKEN_EMBD, ...Array.from({ length: c.nLayers }, (_, i) => Object.values(layerTensorNames(c, i)) as string[]).flat(), OUTPUT_NORM, lmHeadName(c)];
+    const total = names.length;
+    let done = 0;
+    const tick = (what: string) => progress?.(++done / total, what);
+
+    await withErrorScope(this.device, 'uploading weights and allocating buffers', () => {
+      const embd = this.matrix(weights.get(TOKEN_EMBD));
+      tick(TOKEN_EMBD);
+      const head = c.tiedEmbeddings ? embd : this.matrix(weights.get(lmHeadName(c)));
+      tick(lmHeadName(c));
+      for (let i = 0; i < c.nLayers; i++) {
+        const n = layerTensorNames(c, i);
+        const vec = (name: string | undefined) => (name ? this.vector(weights.get(name)) : undefined);
+        const mat = (name: string, bias?: string) => {
+          const m = this.matrix(weights.get(name));
+          if (bias) m.bias = this.vector(weights.get(bias));
+          tick(name);
+          return m;
+        };
+        const kvBytes = this.kvSlots * c.nKvHeads * c.headDim * (this.kvF16 ? 2 : 4);
+        this.checkBindingSize(kvBytes, 'the KV cache of one layer');
+        const layer: LayerBuffers = {
+          attnNorm: vec(n.attnNorm)!,
+          attnNormBias: vec(n.attnNormBias),
+          q: mat(n.q, n.qBias),
+          k: mat(n.k, n.kBias),
+          v: mat(n.v, n.vBias),
+          o: mat(n.o, n.oBias),
+          ffnNorm: vec(n.ffnNorm)!,
+          ffnNormBias: vec(n.ffnNormBias),
+          gate: n.gate ? mat(n.gate) : undefined,
+          up: mat(n.up, n.upBias),
+          down: mat(n.down, n.downBias),
+          kCache: this.alloc(kvBytes, `blk.${i}.k_cache`),
+          vCache: this.alloc(kvBytes, `blk.${i}.v_cache`),
+        };
+        this.kvBytes += 2 * kvBytes;
+        this.layers.push(layer);
+      }
+      const outNorm = this.vector(weights.get(OUTPUT_NORM));
+      const outNormBias = c.norm.type === 'layer' ? this.vector(weights.get(OUTPUT_NORM_BIAS)) : undefined;
+      tick(OUTPUT_NORM);
+      this.allocScratch();
+      this.buildOps(embd, head, outNorm, outNormBias);
+    });
+    await this.pipes.checkCompiled();
+    this.gpu.check();
+  }
+
+  private checkBindingSize(bytes: number, what: string): void {
+    const max = this.gpu.limits.maxStorageBufferBindingSize;
+    if (bytes > max) {
+      throw new OutOfMemoryError(`${what} needs ${(bytes / 2 ** 20).toFixed(1)} MiB, over this GPU's ${(max / 2 ** 20).toFixed(0)} MiB per-buffer limit`, 'Use fewer KV slots or a smaller model, or choose the CPU backend.');
+    }
+  }
+
+  private alloc(bytes: number, label: string): GPUBuffer {
+    const b = emptyBuffer(this.device, bytes, label);
+    this.allBuffers.push(b);
+    return b;
+  }
+
+  private upload(data: ArrayBufferView, label: string): GPUBuffer {
+    this.checkBindingSize(data.byteLength, label);
+    const b = bufferFrom(this.device, data, label);
+    this.allBuffers.push(b);
+    return b;
+  }
+
+  /** A 1-D tensor (norm weight, bias) as f32. */
+  private vector(t: TensorView): GPUBuffer {
+    const n = t.dims.reduce((a, b) => a * b, 1);
+    const f = t.type === GgmlType.F32 ? new Float32Array(t.data.slice(0, n * 4).buffer) : dequantize(t.type, t.data, n);
+    this.weightsBytes += f.byteLength;
+    return this.upload(f, t.name);
+  }
+
+  /** A 2-D weight in its own buffer; formats without a kernel are converted to f16 here. */
+  private matrix(t: TensorView): GpuMatrix {
+    const k = t.dims[0]!;
+    const rows = t.dims[1] ?? 1;
+    if (k % 4 !== 0) throw new ModelNotSupportedError(`${t.name}: rows of ${k} elements (not a multiple of 4)`, 'Use the CPU backend for this model.');
+    let type = t.type;
+    let data: Uint8Array = t.data.subarray(0, bytesFor(t.type, k * rows));
+    if (!(type in KERNEL_WEIGHT_TYPES)) {
+      const f = dequantize(type, data, k * rows);
+      const h = new Uint16Array(f.length);
+      for (let i = 0; i < f.length; i++) h[i] = f32ToF16(f[i]!);
+      data = new Uint8Array(h.buffer);
+      type = GgmlType.F16;
+    }
+    this.weightsBytes += data.byteLength;
+    return { buffer: this.upload(data, t.name), wtype: KERNEL_WEIGHT_TYPES[type]!, rows, k, rowBytes: bytesFor(type, k) };
+  }
+
+  private allocScratch(): void {
+    const c = this.config;
+    const T = this.maxTokens;
+    const f32 = 4;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const ffRows = T * c.nFf;
+    const logitRows = Math.min(T, MAX_LOGIT_ROWS);
+    const partialRows = Math.max(SPLIT_BUDGET, T);
+    const sizes: [string, number][] = [];
+    const mk = (name: string, bytes: number) => {
+      sizes.push([name, bytes]);
+      this.checkBindingSize(bytes, `scratch buffer ${name}`);
+      return this.alloc(bytes, name);
+    };
+    this.x = mk('x', T * c.nEmbd * f32);
+    this.xn = mk('xn', T * c.nEmbd * f32);
+    this.qb = mk('q', T * qDim * f32);
+    this.kb = mk('k', T * kvDim * f32);
+    this.vb = mk('v', T * kvDim * f32);
+    this.attn = mk('attn', T * qDim * f32);
+    this.ffA = mk('ff_a', ffRows * f32);
+    this.ffB = mk('ff_b', ffRows * f32);
+    this.partial = mk('attn_partial', partialRows * c.nHeads * (c.headDim + 2) * f32);
+    this.logits = mk('logits', logitRows * c.vocabSize * f32);
+    this.logitsRead = this.device.createBuffer({ size: logitRows * c.vocabSize * f32, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'logits_read' });
+    this.allBuffers.push(this.logitsRead);
+    this.argmaxOut = mk('argmax', Math.max(16, logitRows * 4));
+    this.argmaxRead = this.device.createBuffer({ size: Math.max(16, logitRows * 4), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'argmax_read' });
+    this.allBuffers.push(this.argmaxRead);
+    this.ctxBuf = mk('context', this.kvSlots * 4);
+    this.tokBuf = mk('tokens', T * 4);
+    this.ropeCs = mk('rope_cs', Math.max(T, this.kvSlots) * (c.rope.dim / 2) * 2 * f32);
+    const U = BufferUsage.UNIFORM | BufferUsage.COPY_DST;
+    this.step = emptyBuffer(this.device, 16, 'step', U);
+    this.attnParams = emptyBuffer(this.device, 32, 'attn_params', U);
+    this.headNormParams = emptyBuffer(this.device, 16, 'head_norm_params', U);
+    this.headParamsLast = emptyBuffer(this.device, 32, 'head_params_last', U);
+    this.argmaxParams = uniformFrom(this.device, [c.vocabSize, 0, 0, 0]);
+    this.dummy = mk('dummy', 16);
+    this.dummyRw = mk('dummy_rw', 16);
+    this.allBuffers.push(this.step, this.attnParams, this.headNormParams, this.headParamsLast, this.argmaxParams);
+    this.scratchBytes = sizes.reduce((a, [, b]) => a + b, 0) + this.logitsRead.size;
+  }
+
+  private op(family: KernelFamily, entry: string, wtype: string, g0: Record<number, GPUBuffer>, g1?: Record<number, GPUBuffer>): Op {
+    const pipeline = this.pipes.get(family, entry, wtype);
+    const groups = [this.pipes.bind(pipeline, 0, g0)];
+    if (g1) groups.push(this.pipes.bind(pipeline, 1, g1));
+    return { family: entry === 'matvec' || entry === 'matmul' ? `${entry}` : entry, pipeline, groups };
+  }
+
+  /** y (+)= x W^T (+ b); flags: 1 bias, 2 accumulate. mFixed/xRow0 select rows of x. */
+  private matOp(m: GpuMatrix, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, params?: GPUBuffer): MatOp {
+    const flags = (m.bias ? 1 : 0) | (accumulate ? 2 : 0);
+    const p = params ?? uniformFrom(this.device, [m.rows, m.k, m.rowBytes, 0, flags, 0, 0, 0]);
+    if (!params) this.allBuffers.push(p);
+    const g = { 0: m.buffer, 1: x, 2: y, 3: m.bias ?? this.dummy, 4: p, 5: this.step, 6: this.dummy };
+    return { rows: m.rows, matvec: this.op('matmul', 'matvec', m.wtype, g), matmul: this.op('matmul', 'matmul', m.wtype, g) };
+  }
+
+  private normOp(x: GPUBuffer, y: GPUBuffer, w: GPUBuffer, b: GPUBuffer | undefined, params: GPUBuffer): Op {
+    const entry = this.config.norm.type === 'rms' ? 'rms_norm' : 'layer_norm';
+    return this.op('norm', entry, 'f32', { 0: x, 1: y, 2: w, 3: b ?? this.dummy, 4: params, 5: this.step });
+  }
+
+  private buildOps(embd: GpuMatrix, head: GpuMatrix, outNorm: GPUBuffer, outNormBias: GPUBuffer | undefined): void {
+    const c = this.config;
+    const d = this.device;
+    const normParams = uniformFrom(d, [c.nEmbd, c.norm.eps, 0, 0], [1]);
+    const neox = c.rope.type === 'neox' ? 1 : 0;
+    const ropeQParams = uniformFrom(d, [c.nHeads, c.headDim, c.rope.dim, neox, 0]);
+    const ropeKParams = uniformFrom(d, [c.nKvHeads, c.headDim, c.rope.dim, neox, 0]);
+    const ffParams = uniformFrom(d, [c.nFf, 0, 0, 0]);
+    this.allBuffers.push(normParams, ropeQParams, ropeKParams, ffParams);
+    const embParams = uniformFrom(d, [embd.rows, embd.k, embd.rowBytes, 0, 0, 0, 0, 0]);
+    this.allBuffers.push(embParams);
+    this.embed = this.op('matmul', 'get_rows', embd.wtype, { 0: embd.buffer, 1: this.dummy, 2: this.x, 3: this.dummy, 4: embParams, 5: this.step, 6: this.tokBuf });
+
+    for (const L of this.layers) {
+      const kv = { 0: L.kCache, 1: L.vCache };
+      const ropeCommon = { 1: this.ropeCs, 3: this.step };
+      const attnG = { 0: this.qb, 1: this.ctxBuf, 2: this.partial, 3: this.attnParams, 4: this.step, 5: this.attn };
+      const gated = !!L.gate;
+      this.ops.push({
+        attnNorm: this.normOp(this.x, this.xn, L.attnNorm, L.attnNormBias, normParams),
+        q: this.matOp(L.q, this.xn, this.qb, false),
+        k: this.matOp(L.k, this.xn, this.kb, false),
+        v: this.matOp(L.v, this.xn, this.vb, false),
+        ropeQ: this.op('rope', 'rope_q', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQParams, 4: this.dummy, 5: this.dummy, 6: this.ctxBuf }, kv),
+        storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
+        attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
+        attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
+        o: this.matOp(L.o, this.attn, this.x, true),
+        ffnNorm: this.normOp(this.x, this.xn, L.ffnNorm, L.ffnNormBias, normParams),
+        gate: gated ? this.matOp(L.gate!, this.xn, this.ffA, false) : undefined,
+        up: this.matOp(L.up, this.xn, gated ? this.ffB : this.ffA, false),
+        act: this.op('elementwise', gated ? 'swiglu' : 'gelu', 'f32', { 0: this.ffA, 1: this.ffB, 2: ffParams, 3: this.step }),
+        down: this.matOp(L.down, this.ffA, this.x, true),
+      });
+    }
+    // Final norm over all rows (logits 'all') or only the last row (x_row0 = n - 1, m_fixed = 1).
+    this.outNormAll = this.normOp(this.x, this.xn, outNorm, outNormBias, normParams);
+    this.outNormLast = this.normOp(this.x, this.xn, outNorm, outNormBias, this.headNormParams);
+    this.headMatrix = head;
+    this.head = this.matOp(head, this.xn, this.logits, false);
+    this.headLast = this.matOp(head, this.xn, this.logits, false, this.headParamsLast).matvec;
+    this.argmax = this.op('argmax', 'argmax', 'f32', { 0: this.logits, 1: this.argmaxOut, 2: this.argmaxParams });
+  }
+
+  // ---------------------------------------------------------------- encoding
+
+  private enc!: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | undefined;
+  private querySet: GPUQuerySet | undefined;
+  private queryFamilies: string[] = [];
+
+  private begin(): void {
+    this.enc = this.device.createCommandEncoder();
+    this.pass = this.profile ? undefined : this.enc.beginComputePass();
+    this.queryFamilies = [];
+  }
+
+  private dispatch(op: Op, x: number, y = 1, z = 1): void {
+    let pass = this.pass;
+    if (this.profile) {
+      const i = this.queryFamilies.length;
+      this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: 4096 });
+      if (2 * i + 2 > 4096) throw new CachetError('too many dispatches to profile in one step', 'Profile a smaller step.');
+      pass = this.enc.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      this.queryFamilies.push(op.family);
+    }
+    pass!.setPipeline(op.pipeline);
+    op.groups.forEach((g, i) => pass!.setBindGroup(i, g));
+    pass!.dispatchWorkgroups(x, y, z);
+    if (this.profile) pass!.end();
+  }
+
+  private mat(op: MatOp, n: number): void {
+    if (n <= MATVEC_MAX_TOKENS) {
+      const [gx, gy] = grid(op.rows);
+      this.dispatch(op.matvec, gx, gy, n);
+    } else {
+      this.dispatch(op.matmul, Math.ceil(op.rows / 32), Math.ceil(n / 32));
+    }
+  }
+
+  private async finish(copies: (enc: GPUCommandEncoder) => void): Promise<void> {
+    this.pass?.end();
+    this.pass = undefined;
+    let resolve: GPUBuffer | undefined;
+    let readTimes: GPUBuffer | undefined;
+    const nq = this.queryFamilies.length * 2;
+    if (this.profile && nq > 0) {
+      resolve = this.device.createBuffer({ size: nq * 8, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+      readTimes = this.device.createBuffer({ size: nq * 8, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+      this.enc.resolveQuerySet(this.querySet!, 0, nq, resolve, 0);
+      this.enc.copyBufferToBuffer(resolve, 0, readTimes, 0, nq * 8);
+    }
+    copies(this.enc);
+    this.device.queue.submit([this.enc.finish()]);
+    if (readTimes) {
+      await readTimes.mapAsync(MapMode.READ);
+      const t = new BigUint64Array(readTimes.getMappedRange());
+      this.queryFamilies.forEach((f, i) => {
+        const e = this.kernelTimes.get(f) ?? { ns: 0, count: 0 };
+        e.ns += Number(t[2 * i + 1]! - t[2 * i]!);
+        e.count++;
+        this.kernelTimes.set(f, e);
+      });
+      readTimes.unmap();
+      readTimes.destroy();
+      resolve!.destroy();
+    }
+  }
+
+  // ---------------------------------------------------------------- forward
+
+  async forward(batches: SequenceBatch[]): Promise<ForwardResult[]> {
+    const out: ForwardResult[] = [];
+    for (const b of batches) out.push({ logits: (await this.forwardOne(b, false)) as Float32Array });
+    return out;
+  }
+
+  /**
+   * Like forward, but returns the greedy (argmax) token of each logits row computed on the GPU,
+   * reading back 4 bytes per row instead of the logits.
+   */
+  async forwardGreedy(batch: SequenceBatch): Promise<Int32Array> {
+    return (await this.forwardOne(batch, true)) as Int32Array;
+  }
+
+  private checkBatch(b: SequenceBatch): number {
+    this.checkAlive();
+    const n = b.tokens.length;
+    if (b.positions.length !== n) throw new CachetError(`forward: ${n} tokens but ${b.positions.length} positions`, 'Pass one RoPE position per new token.');
+    const nPast = b.context.length - n;
+    if (nPast < 0) throw new CachetError(`forward: context has ${b.context.length} slots for ${n} new tokens`, "context must list the old tokens' slots followed by one slot per new token.");
+    if (b.context.length > this.kvSlots) throw new CachetError(`forward: context of ${b.context.length} slots exceeds the ${this.kvSlots} allocated`, 'Allocate more KV slots or shorten the context.');
+    this.checkSlots(b.context, 'forward');
+    for (const t of b.tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
+        throw new CachetError(`forward: token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1})`, "Tokenize with the model's own tokenizer.");
+      }
+    }
+    return nPast;
+  }
+
+  private checkSlots(slots: Int32Array, what: string): void {
+    for (const s of slots) {
+      if (!Number.isInteger(s) || s < 0 || s >= this.kvSlots) throw new CachetError(`${what}: KV slot ${s} is outside 0..${this.kvSlots - 1}`, 'Use slots handed out by the KV manager.');
+    }
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new CachetError('the WebGPU backend was disposed', 'Create a new backend after dispose().');
+    this.gpu.check();
+  }
+
+  private async forwardOne(b: SequenceBatch, greedy: boolean): Promise<Float32Array | Int32Array> {
+    const c = this.config;
+    const nPast0 = this.checkBatch(b);
+    const n = b.tokens.length;
+    const wantAll = b.logits === 'all';
+    const rowsOut = b.logits === 'none' ? 0 : wantAll ? n : 1;
+    const logits = greedy ? new Int32Array(rowsOut) : new Float32Array(rowsOut * c.vocabSize);
+    if (n === 0) return logits;
+    const q = this.device.queue;
+    q.writeBuffer(this.ctxBuf, 0, b.context);
+    const chunk = wantAll ? Math.min(this.maxTokens, MAX_LOGIT_ROWS) : this.maxTokens;
+    for (let s = 0; s < n; s += chunk) {
+      const m = Math.min(chunk, n - s);
+      const nPast = nPast0 + s;
+      const last = s + m === n;
+      const rows = wantAll ? m : last && rowsOut ? 1 : 0;
+      q.writeBuffer(this.tokBuf, 0, b.tokens.subarray(s, s + m));
+      q.writeBuffer(this.ropeCs, 0, ropeTable(c.rope, b.positions.subarray(s, s + m)));
+      q.writeBuffer(this.step, 0, new Uint32Array([m, nPast, nPast + m, 0]));
+      this.encodeStep(m, nPast, rows, wantAll, greedy);
+      const readBytes = greedy ? rows * 4 : rows * c.vocabSize * 4;
+      await this.finish((enc) => {
+        if (rows) enc.copyBufferToBuffer(greedy ? this.argmaxOut : this.logits, 0, greedy ? this.argmaxRead : this.logitsRead, 0, readBytes);
+      });
+      if (rows) {
+        const rb = greedy ? this.argmaxRead : this.logitsRead;
+        await rb.mapAsync(MapMode.READ, 0, readBytes);
+        const data = rb.getMappedRange(0, readBytes);
+        if (greedy) (logits as Int32Array).set(new Int32Array(data), wantAll ? s : 0);
+        else (logits as Float32Array).set(new Float32Array(data), (wantAll ? s : 0) * c.vocabSize);
+        rb.unmap();
+      }
+      this.gpu.check();
+    }
+    return logits;
+  }
+
+  /** Encodes one step of m tokens: all layers, then the LM head for `rows` rows. */
+  private encodeStep(m: number, nPast: number, rows: number, allRows: boolean, greedy: boolean): void {
+    const c = this.config;
+    const nCtx = nPast + m;
+    // Split-K: with few queries, spread the context over more workgroups.
+    const targetSplits = Math.max(1, Math.floor(SPLIT_BUDGET / m));
+    const keysPerSplit = 64 * Math.ceil(nCtx / (64 * targetSplits));
+    const splits = Math.ceil(nCtx / keysPerSplit);
+    this.device.queue.writeBuffer(this.attnParams, 0, uniformBytes([c.nHeads, c.nKvHeads, c.headDim, keysPerSplit, splits, 1 / Math.sqrt(c.headDim), 0, 0], [5]));
+    const ropeGroups = (heads: number) => Math.ceil((m * heads * c.headDim) / 2 / 64);
+    const ffGroups = grid(Math.ceil((m * c.nFf) / 256));
+
+    this.begin();
+    this.dispatch(this.embed, m);
+    for (const L of this.ops) {
+      this.dispatch(L.attnNorm, m);
+      this.mat(L.q, m);
+      this.mat(L.k, m);
+      this.mat(L.v, m);
+      this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
+      this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
+      this.dispatch(L.attnPartial, splits, c.nHeads, m);
+      this.dispatch(L.attnCombine, c.nHeads, m);
+      this.mat(L.o, m);
+      this.dispatch(L.ffnNorm, m);
+      if (L.gate) this.mat(L.gate, m);
+      this.mat(L.up, m);
+      this.dispatch(L.act, ffGroups[0], ffGroups[1]);
+      this.mat(L.down, m);
+    }
+    if (rows === 0) return;
+    if (allRows) {
+      this.dispatch(this.outNormAll, m);
+      this.mat(this.head, m);
+    } else {
+      this.device.queue.writeBuffer(this.headNormParams, 0, uniformBytes([c.nEmbd, c.norm.eps, 1, m - 1], [1]));
+      const h = this.headMatrix;
+      this.device.queue.writeBuffer(this.headParamsLast, 0, uniformBytes([h.rows, h.k, h.rowBytes, 1, 0, 0, 0, 0]));
+      this.dispatch(this.outNormLast, 1);
+      const [gx, gy] = grid(h.rows);
+      this.dispatch(this.headLast, gx, gy, 1);
+    }
+    if (greedy) this.dispatch(this.argmax, rows);
+  }
+
+  // ---------------------------------------------------------------- KV maintenance
+
+  private kvOp(entry: string, layer: number, g0: Record<number, GPUBuffer>): Op {
+    const L = this.layers[layer]!;
+    return this.op('kv', entry, 'f32', g0, { 0: L.kCache, 1: L.vCache });
+  }
+
+  private get kvRow(): number {
+    return this.config.nKvHeads * this.config.headDim;
+  }
+
+  async copySlots(src: Int32Array, dst: Int32Array): Promise<void> {
+    this.checkAlive();
+    if (src.length !== dst.length) throw new CachetError(`copySlots: ${src.length} sources but ${dst.length} destinations`, 'Pass one destination per source slot.');
+    this.checkSlots(src, 'copySlots');
+    this.checkSlots(dst, 'copySlots');
+    if (!src.length) return;
+    const temp = [bufferFrom(this.device, src), bufferFrom(this.device, dst), uniformFrom(this.device, [src.length, this.kvRow, 0, 0])];
+    this.begin();
+    const [gx, gy] = grid(Math.ceil((src.length * this.kvRow) / 2 / 64));
+    for (let l = 0; l < this.config.nLayers; l++) this.dispatch(this.kvOp('copy_slots', l, { 0: temp[0]!, 1: temp[1]!, 2: this.dummyRw, 3: temp[2]! }), gx, gy);
+    await this.finish(() => {});
+    await this.device.queue.onSubmittedWorkDone();
+    temp.forEach((t) => t.destroy());
+  }
+
+  async rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
+    this.checkAlive();
+    const c = this.config;
+    if (slots.length !== delta.length) throw new CachetError(`rotateKeys: ${slots.length} slots but ${delta.length} deltas`, 'Pass one delta per slot.');
+    this.checkSlots(slots, 'rotateKeys');
+    if (!slots.length) return;
+    const neox = c.rope.type === 'neox' ? 1 : 0;
+    const temp = [bufferFrom(this.device, slots), bufferFrom(this.device, ropeTable(c.rope, delta)), uniformFrom(this.device, [c.nKvHeads, c.headDim, c.rope.dim, neox, slots.length])];
+    this.begin();
+    const groups = Math.ceil((slots.length * c.nKvHeads * (c.rope.dim / 4)) / 64);
+    for (let l = 0; l < c.nLayers; l++) {
+      const L = this.layers[l]!;
+      const op = this.op('rope', 'rope_shift', 'f32', { 0: this.dummyRw, 1: temp[1]!, 2: temp[2]!, 3: this.step, 4: this.dummy, 5: this.dummy, 6: temp[0]! }, { 0: L.kCache, 1: L.vCache });
+      this.dispatch(op, groups);
+    }
+    await this.finish(() => {});
+    await this.device.queue.onSubmittedWorkDone();
+    temp.forEach((t) => t.destroy());
+  }
+
+  /** Slots per readSlots/writeSlots round, so one round's f32 image stays small. */
+  private slotsPerRound(): number {
+    const bytesPerSlot = this.config.nLayers * 2 * this.kvRow * 4;
+    return Math.max(1, Math.floor(Math.min(64 * 2 ** 20, this.gpu.limits.maxStorageBufferBindingSize) / bytesPerSlot));
+  }
+
+  async readSlots(slots: Int32Array): Promise<Float32Array> {
+    this.checkAlive();
+    this.checkSlots(slots, 'readSlots');
+    const nL = this.config.nLayers;
+    const row2 = 2 * this.kvRow;
+    const out = new Float32Array(nL * slots.length * row2);
+    const per = this.slotsPerRound();
+    for (let s0 = 0; s0 < slots.length; s0 += per) {
+      const part = slots.subarray(s0, s0 + per);
+      const cnt = part.length;
+      const img = emptyBuffer(this.device, nL * cnt * row2 * 4);
+      const idx = bufferFrom(this.device, part);
+      const params = Array.from({ length: nL }, (_, l) => uniformFrom(this.device, [cnt, this.kvRow, l * cnt * row2, 0]));
+      this.begin();
+      const [gx, gy] = grid(Math.ceil((cnt * this.kvRow) / 2 / 64));
+      for (let l = 0; l < nL; l++) this.dispatch(this.kvOp('gather_slots', l, { 0: idx, 1: idx, 2: img, 3: params[l]! }), gx, gy);
+      await this.finish(() => {});
+      const data = new Float32Array(await readBuffer(this.device, img, nL * cnt * row2 * 4));
+      for (let l = 0; l < nL; l++) out.set(data.subarray(l * cnt * row2, (l + 1) * cnt * row2), (l * slots.length + s0) * row2);
+      [img, idx, ...params].forEach((b) => b.destroy());
+    }
+    return out;
+  }
+
+  async writeSlots(slots: Int32Array, data: Float32Array): Promise<void> {
+    this.checkAlive();
+    this.checkSlots(slots, 'writeSlots');
+    const nL = this.config.nLayers;
+    const row2 = 2 * this.kvRow;
+    if (data.length !== nL * slots.length * row2) {
+      throw new CachetError(`writeSlots: ${data.length} floats for ${slots.length} slots (expected ${nL * slots.length * row2})`, 'Pass data laid out as readSlots returns it.');
+    }
+    const per = this.slotsPerRound();
+    for (let s0 = 0; s0 < slots.length; s0 += per) {
+      const part = slots.subarray(s0, s0 + per);
+      const cnt = part.length;
+      const img = new Float32Array(nL * cnt * row2);
+      for (let l = 0; l < nL; l++) img.set(data.subarray((l * slots.length + s0) * row2, (l * slots.length + s0 + cnt) * row2), l * cnt * row2);
+      const imgBuf = bufferFrom(this.device, img);
+      const idx = bufferFrom(this.device, part);
+      const params = Array.from({ length: nL }, (_, l) => uniformFrom(this.device, [cnt, this.kvRow, l * cnt * row2, 0]));
+      this.begin();
+      const [gx, gy] = grid(Math.ceil((cnt * this.kvRow) / 2 / 64));
+      for (let l = 0; l < nL; l++) this.dispatch(this.kvOp('scatter_slots', l, { 0: idx, 1: idx, 2: imgBuf, 3: params[l]! }), gx, gy);
+      await this.finish(() => {});
+      await this.device.queue.onSubmittedWorkDone();
+      [imgBuf, idx, ...params].forEach((b) => b.destroy());
+    }
+  }
+
+  memory(): MemoryStats {
+    return { weightsBytes: this.weightsBytes, kvBytes: this.kvBytes, scratchBytes: this.scratchBytes };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const b of this.allBuffers) b.destroy();
+    this.querySet?.destroy();
+    this.gpu.destroy();
+  }
+}
+
+/** BackendFactory for the WebGPU backend; throws BackendUnavailableError when there is no GPU. */
+export async function createWebGpuBackend(weights: ModelWeights, options: WebGpuBackendOptions): Promise<WebGpuBackend> {
+  const gpu = await createGpuDevice({ dawnFlags: options.dawnFlags, allowSubgroups: options.subgroups, timestamps: options.profile });
+  try {
+    const sources = await loadKernelSources();
+    const kvF16 = options.kvF16 ?? gpu.features.f16;
+    const pipes = new Pipelines(gpu, sources, { kvF16, subgroups: gpu.features.subgroups });
+    const backend = new WebGpuBackend(gpu, pipes, weights.config, options);
+    await backend.init(weights, options);
+    return backend;
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  }
+}
