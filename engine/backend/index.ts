@@ -4,11 +4,12 @@
 import { BackendUnavailableError } from '../errors';
 import type { ModelWeights } from '../model/types';
 import { createReferenceBackend } from './reference';
+import { createWebGpuBackend } from './webgpu';
 import type { Backend, BackendFactory, BackendOptions } from './types';
 
 export type { Backend, BackendFactory, BackendOptions, ForwardResult, MemoryStats, SequenceBatch } from './types';
 
-const factories = new Map<string, BackendFactory>([['reference', createReferenceBackend]]);
+const factories = new Map<string, BackendFactory>([['reference', createReferenceBackend], ['webgpu', createWebGpuBackend]]);
 
 /** Adds (or replaces) a backend kind; backends register themselves from their own index. */
 export function registerBackend(kind: string, factory: BackendFactory): void {
