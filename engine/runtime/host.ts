@@ -1,0 +1,126 @@
+// Serves the protocol on top of an Engine, independent of the transport (worker_threads in
+// worker.ts; a test can call it directly). One engine at a time; loadModel replaces it.
+
+import { CachetError } from '../errors';
+import {
+  errorEvent, PROTOCOL_VERSION, validateRequest, type EngineEvent, type EngineRequest, type MetricsSnapshot,
+} from '../protocol';
+import { Engine, type EngineLoadOptions } from './engine';
+import type { StreamChunk } from './scheduler';
+
+export class EngineHost {
+  private engine: Engine | undefined;
+  private loading: Promise<unknown> = Promise.resolve();
+  private readonly startedAt = performance.now();
+  /** Set once shutdown was acknowledged: the transport should close. */
+  closed = false;
+
+  constructor(
+    private readonly send: (event: EngineEvent) => void,
+    /** Load options the transport adds to every loadModel (e.g. a sampler factory). */
+    private readonly extraLoadOptions: Partial<EngineLoadOptions> = {},
+  ) {}
+
+  hello(): void {
+    this.send({ type: 'hello', protocolVersion: PROTOCOL_VERSION });
+  }
+
+  /** Handles one incoming message; never throws (failures become error events). */
+  async handle(msg: unknown): Promise<void> {
+    const problem = validateRequest(msg);
+    if (problem) {
+      const id = typeof (msg as { id?: unknown })?.id === 'string' ? (msg as { id: string }).id : undefined;
+      this.send({ ...errorEvent(new CachetError(`bad request: ${problem}`, 'Send messages built from engine/protocol types.')), ...(id ? { id } : {}) });
+      return;
+    }
+    const req = msg as EngineRequest;
+    try {
+      await this.dispatch(req);
+    } catch (err) {
+      this.send(errorEvent(err, req.id));
+    }
+  }
+
+  private async dispatch(req: EngineRequest): Promise<void> {
+    switch (req.type) {
+      case 'loadModel': {
+        const load = this.loading.then(async () => {
+          const old = this.engine;
+          this.engine = undefined;
+          await old?.dispose();
+          const engine = await Engine.load({
+            ...this.extraLoadOptions,
+            modelPath: req.path,
+            backend: req.backend,
+            contextLength: req.contextLength,
+            kvBudget: req.kvBudget,
+            maxSequences: req.maxSequences,
+            prefillChunk: req.prefillChunk,
+            threads: req.threads,
+            onProgress: (fraction, what) => this.send({ type: 'progress', id: req.id, fraction, what }),
+            onWarning: (w) => this.send({ type: 'warning', id: req.id, ...w }),
+          });
+          this.engine = engine;
+          this.send({ type: 'ready', id: req.id, protocolVersion: PROTOCOL_VERSION, model: engine.info });
+        });
+        this.loading = load.catch(() => {});
+        await load;
+        return;
+      }
+      case 'complete':
+      case 'chat': {
+        const engine = await this.requireEngine();
+        const onToken = (c: StreamChunk) => this.send({ type: 'token', id: req.id, ...c });
+        if (req.type === 'chat') await engine.chat(req, onToken);
+        else if (req.prompt.kind === 'fim') await engine.complete({ ...req, fim: req.prompt.fim }, onToken);
+        else await engine.generate({ ...req, prompt: req.prompt }, onToken);
+        return;
+      }
+      case 'tokenize': {
+        const engine = await this.requireEngine();
+        const t = engine.tokenize(req.text, { addSpecial: req.addSpecial, parseSpecial: req.parseSpecial });
+        this.send({ type: 'tokens', id: req.id, tokenIds: t.tokenIds, pieces: t.pieces });
+        return;
+      }
+      case 'cancel':
+        this.engine?.cancel(req.id);
+        return;
+      case 'metrics':
+        this.send({ type: 'metrics', id: req.id, snapshot: this.engine?.metrics() ?? this.emptyMetrics() });
+        return;
+      case 'clearCache':
+        this.engine?.clearCache();
+        this.send({ type: 'ack', id: req.id, request: 'clearCache' });
+        return;
+      case 'shutdown': {
+        const engine = this.engine;
+        this.engine = undefined;
+        await engine?.dispose();
+        this.closed = true;
+        this.send({ type: 'ack', id: req.id, request: 'shutdown' });
+        return;
+      }
+    }
+  }
+
+  private async requireEngine(): Promise<Engine> {
+    await this.loading;
+    if (!this.engine) throw new CachetError('no model loaded', 'Send loadModel first (pick a GGUF model in the Cachet settings).');
+    return this.engine;
+  }
+
+  private emptyMetrics(): MetricsSnapshot {
+    const proc = process.memoryUsage();
+    return {
+      timeMs: Date.now(),
+      uptimeMs: performance.now() - this.startedAt,
+      requests: { active: 0, queued: 0, completed: 0, cancelled: 0, failed: 0, deadline: 0 },
+      tokens: { prompt: 0, prefilled: 0, cached: 0, generated: 0 },
+      kv: { slotsTotal: 0, slotsUsed: 0, slotsCached: 0, hitRate: 0, evictions: 0 },
+      speculative: { drafted: 0, accepted: 0, acceptanceRate: 0 },
+      latency: { ttftP50Ms: 0, ttftP99Ms: 0, lastTtftMs: 0, lastTokensPerSecond: 0 },
+      memory: { weightsBytes: 0, kvBytes: 0, scratchBytes: 0, heapUsedBytes: proc.heapUsed, rssBytes: proc.rss },
+      notes: ['no model loaded'],
+    };
+  }
+}
