@@ -5,3 +5,4 @@ export * from './openai-server';
 export * from './remote-provider';
 export * from './sse';
 export * from './metrics-text';
+export * from './engine-provider';

@@ -1,0 +1,128 @@
+// `cachet generate` and `cachet complete`: one request through the Engine, streamed to stdout
+// (or collected into one JSON object with --json).
+
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { splitAtLineCol, StopRules } from '../context';
+import { CachetError } from '../errors';
+import type { SamplingParams, Timings } from '../protocol';
+import type { Engine } from './engine-link';
+import { ms, type Io } from './output';
+
+export interface GenerateReport {
+  model: string;
+  backend: string;
+  /** Prompt ids (generate only: a FIM prompt is assembled inside the engine). */
+  promptTokenIds?: number[];
+  tokenIds: number[];
+  text: string;
+  finishReason: string;
+  timings: Timings;
+  cache: { promptTokens: number; cachedTokens: number; prefilledTokens: number };
+}
+
+export async function runGenerate(
+  engine: Engine,
+  prompt: string,
+  opts: { n: number; sampling?: SamplingParams; stop?: string[]; stream?: (text: string) => void },
+): Promise<GenerateReport> {
+  const promptTokenIds = engine.tokenizer.encode(prompt, { addSpecial: true, parseSpecial: false });
+  if (promptTokenIds.length === 0) throw new CachetError('the prompt is empty', 'Pass some text with --prompt or --prompt-file.');
+  const r = await engine.generate(
+    { prompt: { kind: 'tokens', tokenIds: promptTokenIds }, maxTokens: opts.n, sampling: opts.sampling, stop: opts.stop, priority: 'interactive' },
+    opts.stream ? (c) => c.text && opts.stream!(c.text) : undefined,
+  );
+  return {
+    model: engine.info.path,
+    backend: engine.backendName,
+    promptTokenIds,
+    tokenIds: r.tokenIds,
+    text: r.text,
+    finishReason: r.finishReason,
+    timings: r.timings,
+    cache: { promptTokens: r.timings.promptTokens, cachedTokens: r.timings.cachedTokens, prefilledTokens: r.timings.prefillTokens },
+  };
+}
+
+export interface CompleteReport extends GenerateReport {
+  file: string;
+  line: number;
+  col: number;
+  /** The model's raw output before the stop rules. */
+  rawText: string;
+  /** Why the stop rules ended it, if they did. */
+  stopRule: string | undefined;
+}
+
+export interface CompleteOptions {
+  file: string;
+  line: number;
+  col: number;
+  n: number;
+  maxLines?: number;
+  repoName?: string;
+  contextFiles?: string[];
+  sampling?: SamplingParams;
+  stream?: (text: string) => void;
+}
+
+/** FIM at a 1-based line/column of a file; the stop rules end decoding early (the request is cancelled). */
+export async function runComplete(engine: Engine, opts: CompleteOptions): Promise<CompleteReport> {
+  let text: string;
+  try {
+    text = readFileSync(opts.file, 'utf8');
+  } catch (err) {
+    throw new CachetError(`cannot read ${opts.file}`, 'Check the --file path.', { cause: err });
+  }
+  let split;
+  try {
+    split = splitAtLineCol(text, opts.line, opts.col);
+  } catch (err) {
+    throw new CachetError(`${opts.file}: ${(err as Error).message}`, 'Lines and columns are 1-based; the column may be one past the last character.');
+  }
+  const chunks = (opts.contextFiles ?? []).map((f, i) => ({ filePath: f, text: readFileSync(f, 'utf8'), score: -i }));
+  const rules = new StopRules({ prefix: split.prefix, suffix: split.suffix, maxLines: opts.maxLines, stopAtBlockEnd: true });
+  const ac = new AbortController();
+  let raw = '';
+  const r = await engine.complete(
+    {
+      fim: { prefix: split.prefix, suffix: split.suffix, filePath: basename(opts.file), repoName: opts.repoName, chunks },
+      maxTokens: opts.n,
+      sampling: opts.sampling,
+    },
+    (c) => {
+      raw += c.text;
+      if (rules.stopped) return;
+      const { text: released, stop } = rules.push(c.text);
+      if (released) opts.stream?.(released);
+      if (stop) ac.abort();
+    },
+    ac.signal,
+  );
+  if (!rules.stopped) {
+    const tail = rules.finish();
+    if (tail) opts.stream?.(tail);
+  }
+  return {
+    model: engine.info.path,
+    backend: engine.backendName,
+    file: opts.file,
+    line: opts.line,
+    col: opts.col,
+    tokenIds: r.tokenIds,
+    rawText: raw,
+    text: rules.text,
+    stopRule: rules.reason,
+    finishReason: rules.reason && r.finishReason === 'cancelled' ? 'stop' : r.finishReason,
+    timings: r.timings,
+    cache: { promptTokens: r.timings.promptTokens, cachedTokens: r.timings.cachedTokens, prefilledTokens: r.timings.prefillTokens },
+  };
+}
+
+export function formatTimings(r: GenerateReport): string {
+  const t = r.timings;
+  return (
+    `[${r.backend}] prompt ${t.promptTokens} tok (${t.cachedTokens} cached, ${t.prefillTokens} computed), ` +
+    `generated ${t.generatedTokens} tok, first token ${ms(t.ttftMs)} ms, ${t.tokensPerSecond.toFixed(1)} tok/s, total ${ms(t.totalMs)} ms, finish ${r.finishReason}`
+  );
+}

@@ -1,0 +1,213 @@
+// The bundled `cachet` CLI, spawned as users run it, against a generated random-weight model.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyStopRules } from '../../engine/context';
+import { openGguf } from '../../engine/gguf';
+import { configFromGguf } from '../../engine/model';
+import { Engine } from '../../engine/runtime/engine';
+import { Tokenizer } from '../../engine/tokenizer';
+import { makeTestModel } from '../helpers/make-test-model';
+
+let dir: string;
+let cli: string;
+let model: string;
+let q8model: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cachet-cli-'));
+  cli = join(dir, 'dist', 'cli.js');
+  await esbuild.build({
+    entryPoints: ['engine/cli/main.ts'],
+    outfile: cli,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'],
+    loader: { '.wgsl': 'text' },
+    banner: { js: '#!/usr/bin/env node' },
+    logLevel: 'error',
+  });
+  model = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 3 });
+  q8model = makeTestModel({ arch: 'llama', layers: 1, dims: 64, heads: 2, kvHeads: 2, ff: 128, quant: 'Q8_0', seed: 4 });
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function run(args: string[], cwd = dir) {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function runJson(args: string[]) {
+  const r = run([...args, '--json']);
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+describe('cachet CLI', () => {
+  it('info --json: config, quant mix, tokenizer, FIM, no problems', () => {
+    const r = runJson(['info', model]);
+    const gguf = openGguf(model);
+    const config = configFromGguf(gguf);
+    expect(r.config).toEqual(config);
+    expect(r.architecture).toBe('qwen2');
+    expect(r.contextLength).toBe(config.contextLength);
+    expect(r.tensorCount).toBe(gguf.tensors.length);
+    expect(r.weightBytes).toBe(gguf.tensors.reduce((n, t) => n + t.byteLength, 0));
+    expect(r.quantMix).toEqual([{ type: 'F32', tensors: gguf.tensors.length, params: r.params, bytes: r.weightBytes }]);
+    expect(r.tokenizer.vocabSize).toBe(config.vocabSize);
+    expect(r.fim).toMatchObject({ supported: true, family: 'qwen', repoLevel: false });
+    expect(r.problems).toEqual([]);
+    gguf.close();
+  });
+
+  it('info --json: a Q8_0 llama model reports its quant mix (2-D weights Q8_0, norms F32)', () => {
+    const r = runJson(['info', q8model]);
+    expect(r.architecture).toBe('llama');
+    expect(r.dominantType).toBe('Q8_0');
+    expect(r.quantMix.map((q: { type: string }) => q.type).sort()).toEqual(['F32', 'Q8_0']);
+  });
+
+  it('tokenize --json ids equal the engine tokenizer', () => {
+    const text = 'def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n';
+    const r = runJson(['tokenize', '--model', model, '--text', text]);
+    const tok = Tokenizer.fromGguf(openGguf(model));
+    expect(r.tokenIds).toEqual(tok.encode(text));
+    expect(r.count).toBe(r.tokenIds.length);
+    expect(r.pieces.join('')).toBe(text);
+    const file = join(dir, 'in.txt');
+    writeFileSync(file, text);
+    expect(runJson(['tokenize', '--model', model, '--text-file', file]).tokenIds).toEqual(r.tokenIds);
+  });
+
+  it('generate --greedy --json is deterministic and equals the Engine API', async () => {
+    const args = ['generate', '--model', model, '--prompt', 'int main(void) {', '--n', '12', '--greedy', '--backend', 'reference'];
+    const a = runJson(args);
+    const b = runJson(args);
+    expect(a.tokenIds).toHaveLength(12);
+    expect(b.tokenIds).toEqual(a.tokenIds);
+    expect(a.backend).toBe('reference');
+    expect(a.cache.promptTokens).toBe(a.promptTokenIds.length);
+    const engine = await Engine.load({ modelPath: model, backend: 'reference' });
+    try {
+      const ids = engine.tokenizer.encode('int main(void) {', { addSpecial: true });
+      expect(a.promptTokenIds).toEqual(ids);
+      const r = await engine.generate({ prompt: { kind: 'tokens', tokenIds: ids }, maxTokens: 12 });
+      expect(a.tokenIds).toEqual(r.tokenIds);
+      expect(a.text).toBe(r.text);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('complete --json: FIM at line/col; the stop rules cut the engine\'s own completion', async () => {
+    const file = join(dir, 'sum.py');
+    const prefix = 'def total(xs):\n    s = 0\n    ';
+    const suffix = '\n    return s\n';
+    writeFileSync(file, prefix + suffix);
+    const r = runJson(['complete', '--model', model, '--file', file, '--line', '3', '--col', '5', '--n', '24', '--backend', 'reference']);
+    const engine = await Engine.load({ modelPath: model, backend: 'reference' });
+    try {
+      const full = await engine.complete({ fim: { prefix, suffix, filePath: 'sum.py' }, maxTokens: 24 });
+      // The CLI may stop early (stop rules cancel decoding): its raw output is a prefix of the full one.
+      expect(full.text.startsWith(r.rawText)).toBe(true);
+      expect(r.text).toBe(applyStopRules(r.rawText, { prefix, suffix, stopAtBlockEnd: true }).text);
+      expect(r.tokenIds).toEqual(full.tokenIds.slice(0, r.tokenIds.length));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('bad model file -> exit 2 with message and hint', () => {
+    const bad = join(dir, 'bad.gguf');
+    writeFileSync(bad, 'definitely not a gguf file');
+    for (const args of [['info', bad], ['generate', '--model', bad, '--prompt', 'x']]) {
+      const r = run(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^error: .*bad\.gguf: not a GGUF file/m);
+      expect(r.stderr).toMatch(/^hint: Choose a \.gguf model file/m);
+    }
+    const j = run(['generate', '--model', join(dir, 'missing.gguf'), '--prompt', 'x', '--json']);
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stderr).error.hint).toMatch(/--model/);
+  });
+
+  it('unknown command or flag -> exit 1 with usage', () => {
+    const a = run(['frobnicate']);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/unknown command 'frobnicate'/);
+    expect(a.stderr).toMatch(/usage: cachet <command>/);
+    const b = run(['tokenize', '--model', model, '--text', 'x', '--nope']);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/Unknown option '--nope'/);
+    expect(b.stderr).toMatch(/usage: cachet tokenize/);
+    expect(run(['generate', '--model', model]).code).toBe(1);
+  });
+
+  it('--temp without a sampler is refused, not silently greedy', () => {
+    const r = run(['generate', '--model', model, '--prompt', 'x', '--temp', '0.8']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/sampling is not available/);
+  });
+
+  it('demo: no default model -> exit 2 with a hint, never fake output', () => {
+    const cwd = join(dir, 'empty');
+    mkdirSync(cwd, { recursive: true });
+    const r = run(['demo'], cwd);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/no default model: nothing matches .*models\/cachet-tiny\*\.gguf/);
+    expect(r.stderr).toMatch(/hint: .*--model/);
+  });
+
+  it('demo --model runs FIM (cold then warm: the prefix cache is reused) and a generation', () => {
+    const r = runJson(['demo', '--model', model, '--backend', 'reference']);
+    expect(r.fim.cold.cachedTokens).toBe(0);
+    expect(r.fim.warm.cachedTokens).toBeGreaterThan(0);
+    expect(r.fim.warm.promptTokens).toBe(r.fim.cold.promptTokens);
+    expect(r.generation.tokenIds.length).toBeGreaterThan(0);
+  });
+
+  it('serve: OpenAI endpoint over the engine; FIM through /v1/completions with suffix', async () => {
+    const child = spawn(process.execPath, [cli, 'serve', '--model', model, '--port', '0', '--backend', 'reference', '--token', 't0k', '--json'], { cwd: dir });
+    try {
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        let buf = '';
+        const timer = setTimeout(() => reject(new Error('serve did not start within 30 s')), 30_000);
+        child.stdout.on('data', (d) => {
+          buf += d;
+          const nl = buf.indexOf('\n');
+          if (nl >= 0) {
+            clearTimeout(timer);
+            resolve(JSON.parse(buf.slice(0, nl)));
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`serve exited ${code}`)));
+      });
+      const auth = { authorization: 'Bearer t0k', 'content-type': 'application/json' };
+      expect((await fetch(ready.url + '/v1/models')).status).toBe(401);
+      const res = await fetch(ready.url + '/v1/completions', { method: 'POST', headers: auth, body: JSON.stringify({ prompt: 'def f(x):\n    ', suffix: '\n', max_tokens: 8, temperature: 0 }) });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+      const engine = await Engine.load({ modelPath: model, backend: 'reference' });
+      try {
+        const direct = await engine.complete({ fim: { prefix: 'def f(x):\n    ', suffix: '\n' }, maxTokens: 8 });
+        expect(body.choices[0]!.text).toBe(direct.text);
+        expect(body.usage.completion_tokens).toBe(direct.timings.generatedTokens);
+      } finally {
+        await engine.dispose();
+      }
+      const metrics = await (await fetch(ready.url + '/metrics', { headers: auth })).text();
+      expect(metrics).toMatch(/cachet_tokens_total\{kind="generated"\} \d+/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
