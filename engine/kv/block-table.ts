@@ -11,6 +11,13 @@ export class BlockTable {
   readonly slots: number[] = [];
   readonly positions: number[] = [];
   readonly tokens: number[] = [];
+  /**
+   * Whether cell i's K/V is exactly what a fresh run of this context computes. Re-rotated cells
+   * (seqAdd, placed chunks) are approximate, and so is anything appended while one is present
+   * (it attended to it). Only an exact, cleanly laid-out prefix may go into the radix cache.
+   */
+  readonly exact: boolean[] = [];
+  private inexact = 0;
   /** block -> number of this table's cells in it (one pool reference per entry). */
   private readonly held = new Map<number, number>();
 
@@ -43,6 +50,7 @@ export class BlockTable {
         this.slots.push(this.pool.slot(blocks[j], k));
         this.positions.push(start + j * B + k);
         this.tokens.push(tokens[j * B + k]);
+        this.exact.push(true);
       }
     }
   }
@@ -56,6 +64,7 @@ export class BlockTable {
     backend: KvSlotBackend,
     tokens: ArrayLike<number>,
     positions?: ArrayLike<number>,
+    exact = true,
   ): Promise<Int32Array> {
     const n = tokens.length;
     const B = this.pool.blockSize;
@@ -91,6 +100,9 @@ export class BlockTable {
       this.positions.push(positions ? positions[i] : startPos++);
       this.tokens.push(tokens[i]);
     }
+    const isExact = exact && this.inexact === 0;
+    for (let i = 0; i < n; i++) this.exact.push(isExact);
+    if (!isExact) this.inexact += n;
     return out;
   }
 
@@ -103,15 +115,17 @@ export class BlockTable {
       const p = this.positions[i];
       if (p >= p0 && p < hi) {
         this.dropCell(this.slots[i]);
+        if (!this.exact[i]) this.inexact--;
         removed++;
         continue;
       }
       this.slots[w] = this.slots[i];
       this.positions[w] = this.positions[i];
       this.tokens[w] = this.tokens[i];
+      this.exact[w] = this.exact[i];
       w++;
     }
-    this.slots.length = this.positions.length = this.tokens.length = w;
+    this.slots.length = this.positions.length = this.tokens.length = this.exact.length = w;
     return removed;
   }
 
@@ -136,6 +150,7 @@ export class BlockTable {
     for (let k = 0; k < idx.length; k++) {
       slots[k] = this.slots[idx[k]];
       this.positions[idx[k]] += delta;
+      this.setExact(idx[k], false);
     }
     await backend.rotateKeys(slots, new Int32Array(idx.length).fill(delta));
     return idx.length;
@@ -157,6 +172,8 @@ export class BlockTable {
       t.slots.push(this.slots[i]);
       t.positions.push(p);
       t.tokens.push(this.tokens[i]);
+      t.exact.push(this.exact[i]);
+      if (!this.exact[i]) t.inexact++;
     }
     return t;
   }
@@ -165,12 +182,20 @@ export class BlockTable {
   clear(): void {
     for (const b of this.held.keys()) this.pool.decRef(b);
     this.held.clear();
-    this.slots.length = this.positions.length = this.tokens.length = 0;
+    this.slots.length = this.positions.length = this.tokens.length = this.exact.length = 0;
+    this.inexact = 0;
+  }
+
+  /** Marks cell i exact (after an in-place recompute over an exact context) or approximate. */
+  setExact(i: number, exact: boolean): void {
+    if (this.exact[i] === exact) return;
+    this.exact[i] = exact;
+    this.inexact += exact ? -1 : 1;
   }
 
   /**
-   * Length of the leading run of whole blocks laid out exactly as the radix cache stores them:
-   * cell j*B+k in slot block*B+k at position j*B+k. Only this prefix can be inserted in the tree.
+   * The leading run of whole blocks laid out exactly as the radix cache stores them (cell j*B+k in
+   * slot block*B+k at position j*B+k) and computed exactly. Only this prefix can go into the tree.
    */
   cleanPrefixBlocks(): number[] {
     const B = this.pool.blockSize;
@@ -179,7 +204,7 @@ export class BlockTable {
       const block = this.pool.blockOf(this.slots[j * B]);
       for (let k = 0; k < B; k++) {
         const i = j * B + k;
-        if (this.slots[i] !== block * B + k || this.positions[i] !== i || this.tokens[i] < 0) return out;
+        if (this.slots[i] !== block * B + k || this.positions[i] !== i || this.tokens[i] < 0 || !this.exact[i]) return out;
       }
       out.push(block);
     }

@@ -195,7 +195,7 @@ export class ChunkCache implements KvStatsSource {
       const start = mode === 'rotate' ? next : e.basePosition;
       const positions = Int32Array.from({ length: n }, (_, i) => start + i);
       const cell = kv.length(seq);
-      const slots = await kv.append(seq, e.tokens, positions);
+      const slots = await kv.append(seq, e.tokens, positions, false);
       await this.backend.writeSlots(slots, e.kv);
       const delta = start - e.basePosition;
       if (delta !== 0) await this.backend.rotateKeys(slots, new Int32Array(n).fill(delta));
@@ -279,6 +279,13 @@ export class ChunkCache implements KvStatsSource {
         { tokens: tokens.slice(from, to), positions: positions.slice(from, to), context: ctx.slice(0, to), logits: 'none' },
       ]);
       i = j + 1;
+    }
+    // A recomputed cell is exact when everything before it is (e.g. ratio 1 over a clean prefix).
+    const table = kv.table(seq);
+    const chosen = new Set(cells);
+    for (let c = 0; c < table.length; c++) {
+      if (chosen.has(c)) table.setExact(c, true);
+      else if (!table.exact[c]) break;
     }
   }
 

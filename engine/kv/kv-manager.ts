@@ -155,11 +155,13 @@ export class KvManager {
   /**
    * Slots for new tokens at the end of seq (decode steps, or placed chunks). Positions default to
    * last position + 1 onward. The new slots are the last tokens.length entries of context(seq).
+   * exact = false marks K/V that will not be computed in place (reused chunks): such cells, and
+   * every cell after them, are never committed to the prefix cache.
    */
-  async append(seq: number, tokens: ArrayLike<number>, positions?: ArrayLike<number>): Promise<Int32Array> {
+  async append(seq: number, tokens: ArrayLike<number>, positions?: ArrayLike<number>, exact = true): Promise<Int32Array> {
     const s = this.get(seq);
     await this.ensureFree(Math.ceil(tokens.length / this.blockSize) + 1);
-    return s.table.append(this.backend, tokens, positions);
+    return s.table.append(this.backend, tokens, positions, exact);
   }
 
   /**

@@ -119,6 +119,30 @@ describe('ChunkCache', () => {
     s.kv.checkInvariants();
   });
 
+  it('placed chunks are not committed to the prefix cache unless fully recomputed in place', async () => {
+    const s = setup();
+    const run = async (ratio?: number) => {
+      const entries = [await s.cache.get(s.cache.key('A', 0, 9, P), P, A), await s.cache.get(s.cache.key('B', 0, 7, P), P, Bc)];
+      const a = await s.kv.acquire([...P, Q[0]]);
+      s.kv.seqRm(a.seq, P.length);
+      await s.backend.forward([{ tokens: Int32Array.from(P.slice(a.cachedLength)), positions: s.kv.positions(a.seq).slice(a.cachedLength), context: s.kv.context(a.seq), logits: 'none' }]);
+      const placement = await s.cache.place(a.seq, entries, 'rotate');
+      if (ratio !== undefined) await s.cache.blend(a.seq, placement, { ratio, probe: fakeProbe });
+      await s.kv.append(a.seq, Q);
+      s.kv.commit(a.seq);
+      s.kv.release(a.seq);
+    };
+    const T = [...P, ...A, ...Bc, ...Q];
+    // Encoding A committed [P A] (15 tokens, 3 blocks): exact, A was computed right there.
+    await run();
+    expect(s.kv.tree.matchPrefix(T).length).toBe(12); // the placed cells added nothing
+    await run(0.5);
+    expect(s.kv.tree.matchPrefix(T).length).toBe(12); // partial recompute is still approximate
+    await run(1);
+    expect(s.kv.tree.matchPrefix(T).length).toBe(24); // exact now: every whole block is cached
+    s.kv.checkInvariants();
+  });
+
   it('APE mode keeps each chunk at its encoded positions and starts the query after the longest', async () => {
     const s = setup();
     const r = await assembled(s, P, [A, Bc], Q, 'ape');

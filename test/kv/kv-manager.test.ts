@@ -134,6 +134,23 @@ describe('KvManager', () => {
     kv.checkInvariants();
   });
 
+  it('shifted (approximate) cells and everything after them never enter the prefix cache', async () => {
+    const { backend, kv } = setup();
+    const p = prompt(15, 24);
+    const { a } = await prefill(kv, backend, p);
+    kv.seqRm(a.seq, 8, 12);
+    await kv.seqAdd(a.seq, 12, -1, -4);
+    await kv.append(a.seq, [1, 2, 3, 4]); // attends to shifted cells: approximate too
+    expect(kv.table(a.seq).exact.filter((e) => !e).length).toBe(16);
+    expect(kv.commit(a.seq)).toBe(8); // only the two untouched blocks
+    kv.release(a.seq);
+    const q = [...p.slice(0, 8), ...p.slice(12), 1, 2, 3, 4, 5];
+    const b = await kv.acquire(q);
+    expect(b.cachedLength).toBe(8);
+    kv.release(b.seq);
+    kv.checkInvariants();
+  });
+
   it('OutOfMemoryError leaves everything unchanged when the budget is held by live requests', async () => {
     const { backend, kv } = setup(64, { maxBlocks: 6 }); // 24 tokens
     const a = await prefill(kv, backend, prompt(6, 16));
