@@ -4,8 +4,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CachetError } from '../errors';
-import type { BackendChoice, SamplingParams } from '../protocol';
-import { Engine, type EngineLoadOptions } from '../runtime/engine';
+import type { BackendChoice } from '../protocol';
+import { Engine, type EngineLoadOptions, type SamplerFactory } from '../runtime';
+import { Sampler } from '../sampling';
 import type { Io } from './output';
 
 export { Engine };
@@ -25,8 +26,6 @@ export interface LoadChoices {
   backend: BackendChoice;
   contextLength?: number;
   threads?: number;
-  /** Non-greedy sampling needs a sampler factory from engine/sampling. */
-  sampling?: SamplingParams;
   quiet?: boolean;
 }
 
@@ -34,22 +33,34 @@ export async function loadEngine(choices: LoadChoices, io: Io): Promise<Engine> 
   if (!existsSync(choices.modelPath)) {
     throw new CachetError(`model file not found: ${choices.modelPath}`, 'Pass the path of a .gguf model with --model (see `cachet info FILE`).');
   }
-  if (choices.sampling && (choices.sampling.temperature ?? 0) > 0) {
-    // engine/sampling (temperature, top-k/p, seeded RNG) is not in this build yet; decoding
-    // greedily while the user asked for sampling would be a silent lie.
-    throw new CachetError('temperature sampling is not available in this build', 'Use --greedy (the default) for now.');
-  }
   const options: EngineLoadOptions = {
     modelPath: choices.modelPath,
     backend: choices.backend,
     contextLength: choices.contextLength,
     threads: choices.threads,
+    createSampler: samplerFactory,
     onWarning: (w) => {
       if (!choices.quiet) io.err(`warning: ${w.message}${w.hint ? `\n  hint: ${w.hint}` : ''}`);
     },
   };
   return Engine.load(options);
 }
+
+/** Stochastic sampling for requests that ask for it (greedy requests never reach this). */
+export const samplerFactory: SamplerFactory = (params) => {
+  const sampler = new Sampler({
+    temperature: params?.temperature,
+    topK: params?.topK,
+    topP: params?.topP,
+    minP: params?.minP,
+    repetitionPenalty: params?.repeatPenalty,
+    presencePenalty: params?.presencePenalty,
+    frequencyPenalty: params?.frequencyPenalty,
+    penaltyLastN: params?.penaltyLastN,
+    seed: params?.seed,
+  });
+  return { greedy: false, sample: (logits, history) => sampler.sample(logits, history) };
+};
 
 /**
  * The default model for `cachet demo`: models/cachet-tiny*.gguf next to the package (the bundle

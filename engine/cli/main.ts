@@ -261,7 +261,6 @@ function engineChoices(v: Values, command: string) {
     backend: parseBackend(v.backend as string | undefined),
     contextLength: v.ctx ? intArg(v, 'ctx') : undefined,
     threads: v.threads ? intArg(v, 'threads') : undefined,
-    sampling: samplingArgs(v),
     quiet: v.json === true,
   };
 }

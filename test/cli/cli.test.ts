@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyStopRules } from '../../engine/context';
 import { openGguf } from '../../engine/gguf';
 import { configFromGguf } from '../../engine/model';
-import { Engine } from '../../engine/runtime/engine';
+import { Engine } from '../../engine/runtime';
+import { samplerFactory } from '../../engine/cli/engine-link';
 import { Tokenizer } from '../../engine/tokenizer';
 import { makeTestModel } from '../helpers/make-test-model';
 
@@ -151,10 +152,21 @@ describe('cachet CLI', () => {
     expect(run(['generate', '--model', model]).code).toBe(1);
   });
 
-  it('--temp without a sampler is refused, not silently greedy', () => {
-    const r = run(['generate', '--model', model, '--prompt', 'x', '--temp', '0.8']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/sampling is not available/);
+  it('generate --temp --seed: reproducible per seed and equal to the Engine API with the same sampler', async () => {
+    const args = (seed: string) => ['generate', '--model', model, '--prompt', 'x = [', '--n', '16', '--temp', '1.5', '--top-k', '40', '--seed', seed, '--backend', 'reference'];
+    const a = runJson(args('7'));
+    expect(runJson(args('7')).tokenIds).toEqual(a.tokenIds);
+    const engine = await Engine.load({ modelPath: model, backend: 'reference', createSampler: samplerFactory });
+    try {
+      const ids = engine.tokenizer.encode('x = [', { addSpecial: true });
+      const r = await engine.generate({ prompt: { kind: 'tokens', tokenIds: ids }, maxTokens: 16, sampling: { temperature: 1.5, topK: 40, seed: 7 } });
+      expect(a.tokenIds).toEqual(r.tokenIds);
+      const greedy = await engine.generate({ prompt: { kind: 'tokens', tokenIds: ids }, maxTokens: 16 });
+      expect(a.tokenIds).not.toEqual(greedy.tokenIds); // sampling really happened
+    } finally {
+      await engine.dispose();
+    }
+    expect(run(['generate', '--model', model, '--prompt', 'x', '--greedy', '--temp', '0.5']).code).toBe(1);
   });
 
   it('demo: no default model -> exit 2 with a hint, never fake output', () => {
