@@ -18,7 +18,8 @@ interface Bigram {
   rank: number;
   left: number;
   right: number;
-  size: number; // length of left + right text when queued; stale once either side changed
+  // Stale check: left + right text length (string path) or the right symbol's id (id path).
+  check: number;
 }
 
 /** Min-heap on (rank, left): the order in which llama.cpp's priority queue pops bigrams. */
@@ -63,18 +64,96 @@ class BigramHeap {
   }
 }
 
+/** Open-addressing hash from a token-id pair to its merge rank (faster than string keys). */
+class PairTable {
+  private readonly mask: number;
+  private readonly left: Int32Array;
+  private readonly right: Int32Array;
+  private readonly value: Int32Array;
+  constructor(capacityHint: number) {
+    let cap = 16;
+    while (cap < capacityHint * 2) cap <<= 1;
+    this.mask = cap - 1;
+    this.left = new Int32Array(cap).fill(-1);
+    this.right = new Int32Array(cap);
+    this.value = new Int32Array(cap);
+  }
+  private slot(l: number, r: number): number {
+    return (Math.imul(l, 0x9e3779b1) ^ Math.imul(r + 0x7f4a7c15, 0x85ebca77)) & this.mask;
+  }
+  /** Sets the value unless the pair is there already (first wins). */
+  setIfAbsent(l: number, r: number, v: number): void {
+    for (let i = this.slot(l, r); ; i = (i + 1) & this.mask) {
+      if (this.left[i] === -1) {
+        this.left[i] = l;
+        this.right[i] = r;
+        this.value[i] = v;
+        return;
+      }
+      if (this.left[i] === l && this.right[i] === r) return;
+    }
+  }
+  get(l: number, r: number): number {
+    for (let i = this.slot(l, r); ; i = (i + 1) & this.mask) {
+      const k = this.left[i]!;
+      if (k === -1) return -1;
+      if (k === l && this.right[i] === r) return this.value[i]!;
+    }
+  }
+}
+
 export class BpeModel {
   private readonly tokenToId: Map<string, number>;
   private readonly ranks = new Map<string, number>();
+  private readonly merges: readonly string[];
   private readonly ignoreMerges: boolean;
   private readonly cache = new Map<string, readonly number[]>();
   private static readonly CACHE_LIMIT = 200_000;
+  // Id-based fast path, used when every merge joins two tokens into a token and every byte
+  // character is a token (true of real byte-level vocabularies): no strings while merging.
+  private readonly pairs: PairTable | undefined;
+  private readonly mergeResult: Int32Array | undefined;
+  private readonly byteIds: Int32Array | undefined;
 
   constructor(opts: BpeOptions) {
     this.tokenToId = opts.tokenToId;
     this.ignoreMerges = opts.ignoreMerges;
-    for (let i = 0; i < opts.merges.length; i++) {
-      const m = opts.merges[i]!;
+    const merges = opts.merges;
+    const byteIds = new Int32Array(256);
+    let fast = true;
+    for (let b = 0; b < 256 && fast; b++) {
+      const id = this.tokenToId.get(BYTE_TO_UNICODE[b]!);
+      if (id === undefined) fast = false;
+      else byteIds[b] = id;
+    }
+    const pairs = new PairTable(merges.length);
+    const mergeResult = new Int32Array(merges.length);
+    for (let i = 0; i < merges.length && fast; i++) {
+      const m = merges[i]!;
+      const sp = m.indexOf(' ', 1); // llama.cpp splits at the first space after position 0
+      if (sp < 0) continue; // an empty pair, never applicable
+      const l = this.tokenToId.get(m.slice(0, sp));
+      const r = this.tokenToId.get(m.slice(sp + 1));
+      const res = this.tokenToId.get(m.slice(0, sp) + m.slice(sp + 1));
+      if (l === undefined || r === undefined || res === undefined) fast = false;
+      else {
+        pairs.setIfAbsent(l, r, i);
+        mergeResult[i] = res;
+      }
+    }
+    if (fast) {
+      this.pairs = pairs;
+      this.mergeResult = mergeResult;
+      this.byteIds = byteIds;
+    }
+    this.merges = merges;
+    if (!fast) this.buildStringRanks();
+  }
+
+  /** Ranks keyed by merge text, for the string path (merges naming non-tokens, or tests). */
+  private buildStringRanks(): void {
+    for (let i = 0; i < this.merges.length; i++) {
+      const m = this.merges[i]!;
       if (!this.ranks.has(m)) this.ranks.set(m, i); // first rank wins, as std::unordered_map::emplace
     }
   }
@@ -101,15 +180,61 @@ export class BpeModel {
   encodeWord(word: string, out: number[]): void {
     let ids = this.cache.get(word);
     if (ids === undefined) {
-      ids = this.encodeUncached(BpeModel.byteEncode(word));
+      if (this.pairs === undefined) ids = this.encodeUncached(BpeModel.byteEncode(word));
+      else {
+        const whole = this.ignoreMerges ? this.tokenToId.get(BpeModel.byteEncode(word)) : undefined;
+        ids = whole !== undefined ? [whole] : this.encodeBytes(utf8Bytes(word));
+      }
       if (this.cache.size >= BpeModel.CACHE_LIMIT) this.cache.clear();
       this.cache.set(word, ids);
     }
     for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
   }
 
-  /** BPE over an already byte-encoded word (one char per byte). */
+  /** The id-based path: same merges in the same order as encodeUncached, on token ids. */
+  encodeBytes(bytes: Uint8Array): number[] {
+    const pairs = this.pairs!;
+    const mergeResult = this.mergeResult!;
+    const n = bytes.length;
+    const ids = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const next = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      ids[i] = this.byteIds![bytes[i]!]!;
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    if (n > 1) {
+      const heap = new BigramHeap();
+      const addBigram = (left: number, right: number) => {
+        if (left < 0 || right < 0) return;
+        const rank = pairs.get(ids[left]!, ids[right]!);
+        if (rank >= 0) heap.push({ rank, left, right, check: ids[right]! });
+      };
+      for (let i = 1; i < n; i++) addBigram(i - 1, i);
+      while (heap.size > 0) {
+        const bg = heap.pop();
+        const l = bg.left;
+        const r = bg.right;
+        // Stale when the right symbol was merged away or either side changed since queued
+        // (a rank names exactly one pair, so an unchanged rank means an unchanged left side).
+        if (ids[r] === -1 || next[l] !== r || ids[r] !== bg.check || pairs.get(ids[l]!, ids[r]!) !== bg.rank) continue;
+        ids[l] = mergeResult[bg.rank]!;
+        ids[r] = -1;
+        next[l] = next[r]!;
+        if (next[r]! >= 0) prev[next[r]!] = l;
+        addBigram(prev[l]!, l);
+        addBigram(l, next[l]!);
+      }
+    }
+    const out: number[] = [];
+    for (let i = 0; i !== -1; i = next[i]!) out.push(ids[i]!);
+    return out;
+  }
+
+  /** BPE over an already byte-encoded word (one char per byte), merging strings. */
   encodeUncached(text: string): number[] {
+    if (this.ranks.size === 0 && this.pairs !== undefined) this.buildStringRanks();
     if (this.ignoreMerges) {
       const whole = this.tokenToId.get(text);
       if (whole !== undefined) return [whole];
@@ -133,7 +258,7 @@ export class BpeModel {
       const a = text.substr(start[left]!, len[left]!);
       const b = text.substr(start[right]!, len[right]!);
       const rank = this.ranks.get(a + ' ' + b);
-      if (rank !== undefined) heap.push({ rank, left, right, size: len[left]! + len[right]! });
+      if (rank !== undefined) heap.push({ rank, left, right, check: len[left]! + len[right]! });
     };
     for (let i = 1; i < n; i++) addBigram(i - 1, i);
     while (heap.size > 0) {
@@ -141,7 +266,7 @@ export class BpeModel {
       const l = bg.left;
       const r = bg.right;
       // Skip stale bigrams: a side was merged away or grew since this pair was queued.
-      if (len[l] === 0 || len[r] === 0 || next[l] !== r || len[l]! + len[r]! !== bg.size) continue;
+      if (len[l] === 0 || len[r] === 0 || next[l] !== r || len[l]! + len[r]! !== bg.check) continue;
       len[l] = len[l]! + len[r]!;
       len[r] = 0;
       next[l] = next[r]!;

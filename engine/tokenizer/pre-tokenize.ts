@@ -110,8 +110,13 @@ interface SplitContext {
   cpts: Uint32Array;
   flags: Uint16Array; // per code point
   collapsed?: string;
-  wide?: string;
-  wideIndex?: Int32Array; // UTF-16 index in `wide` -> code point index
+  wide?: WideText;
+}
+
+interface WideText {
+  text: string;
+  cpToUnit: Int32Array | undefined; // undefined: one UTF-16 unit per code point
+  unitToCp: Int32Array | undefined;
 }
 
 type Splitter = (ctx: SplitContext, pieces: number[]) => number[];
@@ -373,30 +378,42 @@ function collapsedText(ctx: SplitContext): string {
   return ctx.collapsed;
 }
 
+const utf16 = new TextDecoder('utf-16le');
 function decodeUtf16(codes: Uint16Array): string {
-  let s = '';
-  for (let i = 0; i < codes.length; i += 8192) s += String.fromCharCode(...codes.subarray(i, i + 8192));
-  return s;
+  return utf16.decode(codes); // one flat string; building it with += makes slow rope strings
 }
 
-/** Code points as a JS string, non-ASCII whitespace as \v (llama.cpp's std::wregex input). */
-function wideText(ctx: SplitContext): { text: string; index: Int32Array } {
-  if (ctx.wide !== undefined) return { text: ctx.wide, index: ctx.wideIndex! };
+/**
+ * Code points as a JS string, non-ASCII whitespace as \v (llama.cpp's std::wregex input), with
+ * maps between code point and UTF-16 indices (identity when there is no astral code point).
+ */
+function wideText(ctx: SplitContext): WideText {
+  if (ctx.wide !== undefined) return ctx.wide;
   const { cpts, flags } = ctx;
+  let astral = false;
+  for (let i = 0; i < cpts.length; i++) if (cpts[i]! > 0xffff) astral = true;
+  if (!astral) {
+    const codes = new Uint16Array(cpts.length);
+    for (let i = 0; i < cpts.length; i++) codes[i] = cpts[i]! > 0x7f && flags[i]! & CPT_WHITESPACE ? 0x0b : cpts[i]!;
+    ctx.wide = { text: decodeUtf16(codes), cpToUnit: undefined, unitToCp: undefined };
+    return ctx.wide;
+  }
   const parts: string[] = [];
-  const index = new Int32Array(cpts.length * 2 + 1);
+  const unitToCp = new Int32Array(cpts.length * 2 + 1);
+  const cpToUnit = new Int32Array(cpts.length + 1);
   let u = 0;
   for (let i = 0; i < cpts.length; i++) {
     const c = cpts[i]! > 0x7f && flags[i]! & CPT_WHITESPACE ? 0x0b : cpts[i]!;
-    const s = String.fromCodePoint(c);
-    parts.push(s);
-    index[u++] = i;
-    if (s.length === 2) index[u++] = i;
+    const ch = String.fromCodePoint(c);
+    parts.push(ch);
+    cpToUnit[i] = u;
+    unitToCp[u++] = i;
+    if (ch.length === 2) unitToCp[u++] = i;
   }
-  index[u] = cpts.length;
-  ctx.wide = parts.join('');
-  ctx.wideIndex = index.subarray(0, u + 1);
-  return { text: ctx.wide, index: ctx.wideIndex };
+  cpToUnit[cpts.length] = u;
+  unitToCp[u] = cpts.length;
+  ctx.wide = { text: parts.join(''), cpToUnit, unitToCp: unitToCp.subarray(0, u + 1) };
+  return ctx.wide;
 }
 
 function regexSplitter(regex: string): Splitter {
@@ -409,14 +426,13 @@ function regexSplitter(regex: string): Splitter {
   }
   const re = new RegExp(regex, 'gu');
   return (ctx, pieces) => {
-    const { text, index } = wideText(ctx);
-    const cpToU16 = new Int32Array(ctx.cpts.length + 1);
-    for (let u = index.length - 1; u >= 0; u--) cpToU16[index[u]!] = u;
+    const { text, cpToUnit, unitToCp } = wideText(ctx);
+    if (!cpToUnit || !unitToCp) return splitWithRegex(re, pieces, (s, e) => text.slice(s, e), (s, u) => s + u);
     return splitWithRegex(
       re,
       pieces,
-      (s, e) => text.slice(cpToU16[s]!, cpToU16[e]!),
-      (s, u) => index[cpToU16[s]! + u]!,
+      (s, e) => text.slice(cpToUnit[s]!, cpToUnit[e]!),
+      (s, u) => unitToCp[cpToUnit[s]! + u]!,
     );
   };
 }

@@ -1,6 +1,7 @@
 // Tokenizer: text <-> token ids, bit-compatible with llama.cpp's llama_tokenize for byte-level BPE
 // ('gpt2') and SentencePiece ('llama') vocabularies, plus detokenization and a streaming decoder.
 
+import type { GgufFile } from '../gguf';
 import { BpeModel } from './bpe';
 import { createPreTokenizer, preTokenizerFor } from './pre-tokenize';
 import { spmTokenize } from './spm';
@@ -43,6 +44,11 @@ export interface StreamDecoder {
 
 type Fragment = string | number; // raw text, or a token already matched
 
+interface SpecialIndex {
+  firstUnit: Uint8Array; // UTF-16 units that start some special token
+  byPrefix: Map<string, number[]>; // first one or two units -> tokens
+}
+
 const EMPTY = new Uint8Array(0);
 
 function isCSpace(ch: number): boolean {
@@ -66,7 +72,7 @@ export class Tokenizer {
   }
 
   /** Builds the tokenizer from a GGUF's tokenizer.* metadata (a GgufFile from engine/gguf). */
-  static fromGguf(gguf: MetadataSource): Tokenizer {
+  static fromGguf(gguf: GgufFile | MetadataSource): Tokenizer {
     return Tokenizer.fromSpec(vocabSpecFromMetadata(gguf));
   }
 
@@ -173,10 +179,12 @@ export class Tokenizer {
    */
   private partition(text: string, parseSpecial: boolean): Fragment[] {
     const v = this.vocab;
+    const candidates = this.specialCandidates(parseSpecial);
+    const present = candidates.length > 8 ? this.specialsPresent(text, parseSpecial) : undefined;
     let fragments: Fragment[] = [text];
-    for (const id of v.specialTokens) {
+    for (const id of candidates) {
+      if (present && !present.has(id)) continue;
       const attr = v.attrs[id]!;
-      if (!parseSpecial && attr & (ATTR_CONTROL | ATTR_UNKNOWN)) continue;
       const tokenText = v.tokens[id]!;
       let touched = false;
       const next: Fragment[] = [];
@@ -202,6 +210,48 @@ export class Tokenizer {
       if (touched) fragments = next;
     }
     return fragments;
+  }
+
+  private readonly candidates: (readonly number[] | undefined)[] = [undefined, undefined];
+  private readonly prefixIndex: (SpecialIndex | undefined)[] = [undefined, undefined];
+
+  /** Special tokens matched in text: user-defined always, control/unknown with parseSpecial. */
+  private specialCandidates(parseSpecial: boolean): readonly number[] {
+    const k = parseSpecial ? 1 : 0;
+    return (this.candidates[k] ??= this.vocab.specialTokens.filter(
+      (id) => parseSpecial || !(this.vocab.attrs[id]! & (ATTR_CONTROL | ATTR_UNKNOWN)),
+    ));
+  }
+
+  /**
+   * Which candidates occur in the text at all, in one pass (vocabularies such as deepseek-coder
+   * have hundreds of user-defined tokens; searching the text once per token is slow).
+   */
+  private specialsPresent(text: string, parseSpecial: boolean): Set<number> {
+    const k = parseSpecial ? 1 : 0;
+    let index = this.prefixIndex[k];
+    if (index === undefined) {
+      index = { firstUnit: new Uint8Array(65536), byPrefix: new Map() };
+      for (const id of this.specialCandidates(parseSpecial)) {
+        const t = this.vocab.tokens[id]!;
+        index.firstUnit[t.charCodeAt(0)] = 1;
+        const key = t.slice(0, 2);
+        const list = index.byPrefix.get(key);
+        if (list) list.push(id);
+        else index.byPrefix.set(key, [id]);
+      }
+      this.prefixIndex[k] = index;
+    }
+    const found = new Set<number>();
+    const { firstUnit, byPrefix } = index;
+    for (let i = 0; i < text.length; i++) {
+      if (!firstUnit[text.charCodeAt(i)]) continue;
+      const one = byPrefix.get(text[i]!); // one-unit tokens
+      if (one) for (const id of one) found.add(id);
+      const two = i + 1 < text.length ? byPrefix.get(text.slice(i, i + 2)) : undefined;
+      if (two) for (const id of two) if (!found.has(id) && text.startsWith(this.vocab.tokens[id]!, i)) found.add(id);
+    }
+    return found;
   }
 
   /** UTF-8 bytes a token stands for (llama.cpp token_to_piece); control tokens give none unless `special`. */

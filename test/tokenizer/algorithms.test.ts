@@ -1,8 +1,20 @@
 // BPE merge order, SentencePiece scores and byte fallback, FIM discovery and load errors, on
 // small hand-made vocabularies where the right answer can be worked out by hand.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelNotSupportedError } from '../../engine/errors';
-import { Tokenizer, TokenType, TokenizerLoadError, vocabSpecFromMetadata, type VocabSpec } from '../../engine/tokenizer';
+import {
+  BpeModel,
+  Tokenizer,
+  TokenType,
+  TokenizerLoadError,
+  createPreTokenizer,
+  preTokenizerFor,
+  vocabSpecFromMetadata,
+  type VocabSpec,
+} from '../../engine/tokenizer';
+import { HAVE_VOCABS, loadTokenizer, loadVectors } from './fixtures';
 
 function bpe(tokens: string[], merges: string[], extra: Partial<VocabSpec> = {}): Tokenizer {
   return Tokenizer.fromSpec({ model: 'gpt2', pre: 'gpt-2', tokens, merges, ...extra });
@@ -109,4 +121,20 @@ describe('loading errors', () => {
       .toThrow(/token_type has 1 entries for 2 tokens/);
     expect(() => Tokenizer.fromSpec({ model: 'gpt2', pre: 'gpt-2', tokens: ['a'] })).toThrow(TokenizerLoadError);
   });
+});
+
+describe.skipIf(!HAVE_VOCABS)('BPE id path and string path agree', () => {
+  for (const name of ['qwen2', 'deepseek-coder', 'gpt-2'] as const) {
+    it(name, () => {
+      const tok = loadTokenizer(name);
+      const model = new BpeModel({ tokenToId: tok.vocab.tokenToId, merges: tok.vocab.merges, ignoreMerges: false });
+      const split = createPreTokenizer(preTokenizerFor(tok.vocab.pre).regexes);
+      const text = loadVectors(name).map((v) => v.text).join('\n') + readFileSync(resolve(__dirname, '../../node_modules/typescript/lib/lib.es5.d.ts'), 'utf8').slice(0, 20_000);
+      const words = [...new Set(split(text))];
+      expect(words.length).toBeGreaterThan(500);
+      for (const w of words) {
+        expect(model.encodeBytes(new TextEncoder().encode(w))).toEqual(model.encodeUncached(BpeModel.byteEncode(w)));
+      }
+    });
+  }
 });
