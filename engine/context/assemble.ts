@@ -21,6 +21,8 @@ export interface AssembleOptions {
   /** Line windows applied before the token budget (llama.vscode: 256 / 64). */
   prefixLines?: number;
   suffixLines?: number;
+  /** Cursor line's prefix after the middle token (cache-friendly while typing). Default true. */
+  cursorLineInMiddle?: boolean;
 }
 
 export interface AssembledFim {
@@ -54,7 +56,7 @@ export function assembleFim(tokenizer: PromptTokenizer, input: FimRequestInput, 
       suffix,
       context: byPriority.map((c) => ({ path: c.filePath, text: c.text })),
     },
-    { budget: options.budget, countTokens },
+    { budget: options.budget, countTokens, cursorLineInMiddle: options.cursorLineInMiddle ?? true },
   );
   // Put surviving context back into the caller's order (stable for caches).
   const order = new Map(chunks.map((c, i) => [c.filePath + '\u0000' + c.text, i]));

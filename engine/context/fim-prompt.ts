@@ -54,13 +54,25 @@ export const DEFAULT_FIM_BUDGET: FimBudget = { prefixTokens: 1536, suffixTokens:
 export interface BuildOptions {
   budget?: Partial<FimBudget>;
   countTokens?: CountTokens;
+  /**
+   * PSM formats: put the cursor line's text before the cursor after the middle token instead of in
+   * the prefix (llama.vscode does this). While the user types on one line, everything up to and
+   * including the middle token stays identical, so only the few tokens after it are recomputed.
+   */
+  cursorLineInMiddle?: boolean;
 }
 
 /** Assemble the prompt for `format`, fitting prefix, suffix and context to the budget. */
 export function buildFimPrompt(format: FimFormat, input: FimInput, options: BuildOptions = {}): FimPrompt {
   const budget = { ...DEFAULT_FIM_BUDGET, ...options.budget };
   const count = options.countTokens ?? approxTokens;
-  const prefix = truncatePrefix(input.prefix, budget.prefixTokens, count);
+  let prefix = truncatePrefix(input.prefix, budget.prefixTokens, count);
+  let linePrefix = '';
+  if (options.cursorLineInMiddle && format.order === 'psm') {
+    const nl = prefix.lastIndexOf('\n');
+    linePrefix = prefix.slice(nl + 1);
+    prefix = prefix.slice(0, nl + 1);
+  }
   const suffix = truncateSuffix(input.suffix, budget.suffixTokens, count);
 
   const chunks: { path: string; segment: PromptSegment }[] = [];
@@ -88,7 +100,7 @@ export function buildFimPrompt(format: FimFormat, input: FimInput, options: Buil
     segments.push({ kind: 'file', key: `file:${input.path}`, parts: [marker('fileSep'), { text: input.path + '\n' }] });
     segments.push({ kind: 'prefix', key: 'prefix', parts: [marker('prefix'), { text: prefix }] });
     segments.push({ kind: 'suffix', key: 'suffix', parts: [marker('suffix'), { text: suffix }] });
-    segments.push({ kind: 'middle', key: 'middle', parts: [marker('middle')] });
+    segments.push({ kind: 'middle', key: 'middle', parts: [marker('middle'), { text: linePrefix }] });
   } else if (format.order === 'spm') {
     // Codestral: [SUFFIX]suf[PREFIX]{context}{pre}. The suffix changes least while typing.
     segments.push({ kind: 'suffix', key: 'suffix', parts: [marker('suffix'), { text: suffix }] });
@@ -101,7 +113,7 @@ export function buildFimPrompt(format: FimFormat, input: FimInput, options: Buil
     for (const c of chunks) segments.push(c.segment);
     segments.push({ kind: 'prefix', key: 'prefix', parts: [{ text: prefix }] });
     segments.push({ kind: 'suffix', key: 'suffix', parts: [marker('suffix'), { text: suffix }] });
-    segments.push({ kind: 'middle', key: 'middle', parts: [marker('middle')] });
+    segments.push({ kind: 'middle', key: 'middle', parts: [marker('middle'), { text: linePrefix }] });
   }
   return { format, segments: segments.filter((s) => s.parts.some((p) => p.role !== undefined || p.text !== '')), droppedContext };
 }

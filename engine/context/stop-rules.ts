@@ -33,6 +33,8 @@ export interface StopRuleOptions {
   suffix?: string;
   /** End the completion when the code returns to (or above) the cursor line's indentation. */
   stopAtBlockEnd?: boolean;
+  /** One line only when text follows the cursor on its line (llama.vscode, Copilot). Default true. */
+  singleLineMidLine?: boolean;
 }
 
 export type StopReason = 'stop-string' | 'max-lines' | 'block-end' | 'suffix-repeat';
@@ -54,7 +56,7 @@ function indentOf(line: string): number {
 
 export class StopRules {
   private readonly stopStrings: string[];
-  private readonly maxLines: number;
+  private maxLines: number;
   private readonly baseIndent: number;
   private readonly blockRule: boolean;
   private readonly nextSuffixLine: string | undefined;
@@ -76,6 +78,7 @@ export class StopRules {
     const suffix = options.suffix ?? '';
     const nl = suffix.indexOf('\n');
     this.restOfLine = (nl < 0 ? suffix : suffix.slice(0, nl)).trimEnd();
+    if ((options.singleLineMidLine ?? true) && this.restOfLine.trim() !== '') this.maxLines = Math.min(this.maxLines, 1);
     const following = nl < 0 ? [] : suffix.slice(nl + 1).split('\n');
     this.nextSuffixLine = following.find((l) => l.trim() !== '')?.trim();
   }
@@ -161,9 +164,11 @@ export class StopRules {
     } else if (k > 0 && k >= this.maxLines) {
       return this.stop('max-lines');
     }
+    const last = complete && this.lineIndex + 1 >= this.maxLines;
+    if (last && this.restOfLine !== '' && line.endsWith(this.restOfLine)) line = line.slice(0, line.length - this.restOfLine.length);
     this.release(k, line);
     this.lineIndex++;
-    if (complete && this.lineIndex >= this.maxLines) {
+    if (last) {
       // The line limit is reached: nothing more can be released.
       this.stop('max-lines');
     }

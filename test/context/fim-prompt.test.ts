@@ -134,3 +134,20 @@ describe('family detection', () => {
     expect(promptText(p)).toBe('<fim_prefix>P<fim_suffix>S<fim_middle>');
   });
 });
+
+describe('cursor line after the middle token', () => {
+  it('moves the typed part of the cursor line after <|fim_middle|> so the rest stays cached while typing', () => {
+    const at = (typed: string) =>
+      promptText(buildFimPrompt(FIM_FORMATS.qwen, { path: 'a.py', prefix: 'def f(x):\n    ' + typed, suffix: '\n' }, { cursorLineInMiddle: true }));
+    expect(at('ret')).toBe('<|file_sep|>a.py\n<|fim_prefix|>def f(x):\n<|fim_suffix|>\n<|fim_middle|>    ret');
+    const a = at('r');
+    const b = at('return x');
+    const common = a.slice(0, a.indexOf('<|fim_middle|>') + '<|fim_middle|>'.length);
+    expect(b.startsWith(common)).toBe(true);
+  });
+
+  it('leaves SPM (Codestral) alone: its prefix is already last', () => {
+    const p = buildFimPrompt(FIM_FORMATS.codestral, { path: 'a', prefix: 'x\n  y', suffix: 'S' }, { cursorLineInMiddle: true });
+    expect(promptText(p)).toBe('[SUFFIX]S[PREFIX]x\n  y');
+  });
+});

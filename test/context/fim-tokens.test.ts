@@ -92,7 +92,11 @@ describe.skipIf(!have)('FIM token sequences with fixture vocabularies', () => {
     const ids = a.tokens.ids;
     expect(ids[0]).toBe(151663);
     expect(ids.filter((i) => i === 151664)).toHaveLength(2);
-    expect(ids[ids.length - 1]).toBe(151660);
+    // The cursor line's typed text follows <|fim_middle|> (cursorLineInMiddle, on by default).
+    const middle = a.tokens.segments[a.tokens.segments.length - 1]!;
+    expect(ids[middle.start]).toBe(151660);
+    expect(tok.decode(ids.slice(middle.start + 1))).toBe('x = util.');
+    expect(tok.decode(ids.slice(a.tokens.segments[3]!.start + 1, a.tokens.segments[3]!.end))).toBe('import util\n');
     expect(a.tokens.segments.map((s) => s.kind)).toEqual(['repo', 'context', 'file', 'prefix', 'suffix', 'middle']);
     expect(tok.decode(ids.slice(a.tokens.segments[1]!.start + 1, a.tokens.segments[1]!.end))).toBe('util.py\ndef helper():\n    return 1\n');
     expect([151664, 151659, 151643, 151645].every(a.isStopToken)).toBe(true);

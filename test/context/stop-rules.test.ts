@@ -48,6 +48,12 @@ describe('stop rules', () => {
   it('trims a tail equal to the rest of the cursor line', () => {
     expect(applyStopRules('a, b)', { suffix: ')\nnext' }).text).toBe('a, b');
     expect(applyStopRules('a, b', { suffix: ')\nnext' }).text).toBe('a, b');
+    expect(applyStopRules('a,\n  b)', { suffix: ')\nnext', singleLineMidLine: false }).text).toBe('a,\n  b');
+  });
+
+  it('one line only when text follows the cursor on its line', () => {
+    expect(applyStopRules('a, b)\nmore()', { suffix: ')\n' })).toEqual({ text: 'a, b', reason: 'max-lines' });
+    expect(applyStopRules('x = 1\ny = 2', { suffix: '   \nz' }).text).toBe('x = 1\ny = 2');
   });
 
   it('stop tokens: EOG plus every FIM token', () => {
