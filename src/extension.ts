@@ -63,12 +63,12 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
 
   // ---- errors: shown once per message per 30 s, with the engine's hint and an action.
   const lastShown = new Map<string, number>();
-  const showError = (err: unknown) => {
+  const showError = (err: unknown, always = false) => {
     const f = err instanceof EngineFailure ? err : undefined;
     const message = f ? f.message : err instanceof Error ? err.message : String(err);
     if (f?.errorName === 'CancelledError') return;
     const now = Date.now();
-    if ((lastShown.get(message) ?? 0) > now - 30_000) return;
+    if (!always && (lastShown.get(message) ?? 0) > now - 30_000) return;
     lastShown.set(message, now);
     log(`error: ${message}${f ? ` (hint: ${f.hint})` : ''}`);
     const modelProblem = !f || /NoModel|Gguf|ModelNotSupported|ENOENT/.test(f.errorName + message);
@@ -179,7 +179,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
       await engine.clearCache();
       void vscode.window.showInformationMessage('Cachet: caches cleared.');
     } catch (err) {
-      showError(err);
+      showError(err, true);
     }
   });
   reg(COMMANDS.restart, async () => {
@@ -189,7 +189,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
       const m = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Cachet: restarting engine' }, () => engine.restart());
       void vscode.window.showInformationMessage(`Cachet: engine ready (${m.name} on ${m.backend}).`);
     } catch (err) {
-      showError(err);
+      showError(err, true);
     }
   });
   reg(COMMANDS.logs, () => out.show(true));

@@ -1,0 +1,345 @@
+// End-to-end test: the packaged .vsix in a real VS Code (code-server), driven by headless Chromium.
+// Started by test/e2e/run.sh, which provides CACHET_E2E_CODE_SERVER, CACHET_E2E_NODE, CACHET_E2E_OUT
+// and out/e2e/cachet.vsix. Prints one line per check and `e2e: N passed, M failed` at the end.
+// Screenshots go to $CACHET_E2E_OUT/screenshots.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const OUT = process.env.CACHET_E2E_OUT ?? join(ROOT, 'out', 'e2e');
+const CODE_SERVER = process.env.CACHET_E2E_CODE_SERVER;
+const NODE24 = process.env.CACHET_E2E_NODE;
+const VSIX = join(OUT, 'cachet.vsix');
+const SHOTS = join(OUT, 'screenshots');
+const BACKEND = process.env.CACHET_E2E_BACKEND ?? 'auto';
+const t0 = Date.now();
+
+if (!CODE_SERVER || !NODE24) throw new Error('run test/e2e/run.sh (it installs code-server and Node 24)');
+if (!existsSync(VSIX)) throw new Error(`${VSIX} missing: run test/e2e/run.sh`);
+
+let passed = 0;
+let failed = 0;
+const results = [];
+async function check(name, fn) {
+  const start = Date.now();
+  try {
+    const note = await fn();
+    passed++;
+    results.push({ name, ok: true, ms: Date.now() - start, note });
+    console.log(`ok   ${name}${note ? ` (${note})` : ''} [${Date.now() - start} ms]`);
+  } catch (err) {
+    failed++;
+    results.push({ name, ok: false, ms: Date.now() - start, error: String(err?.message ?? err) });
+    console.log(`FAIL ${name}: ${String(err?.message ?? err).split('\n')[0]}`);
+    await shot(`fail-${name.replace(/\W+/g, '-')}`).catch(() => undefined);
+  }
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const nbsp = (s) => s.replace(/\u00a0/g, ' ');
+
+// ---- fresh profile, workspace and model
+const run = join(OUT, 'run');
+rmSync(run, { recursive: true, force: true });
+rmSync(SHOTS, { recursive: true, force: true });
+const extDir = join(run, 'extensions');
+const userData = join(run, 'user-data');
+const workspace = join(run, 'workspace');
+mkdirSync(join(userData, 'User'), { recursive: true });
+mkdirSync(SHOTS, { recursive: true });
+cpSync(join(ROOT, 'test', 'e2e', 'fixture'), workspace, { recursive: true });
+
+const embedded = existsSync(join(ROOT, 'models')) && readdirSync(join(ROOT, 'models')).some((f) => /^cachet-tiny.*\.gguf$/.test(f));
+let modelPath = '';
+if (!embedded) {
+  // No embedded model in the package: generate a small random-weight one (test/helpers).
+  const bundle = join(run, 'make-model.cjs');
+  execFileSync(join(ROOT, 'node_modules', '.bin', 'esbuild'), [join(ROOT, 'test', 'e2e', 'make-model.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${bundle}`, '--log-level=warning']);
+  modelPath = join(run, 'model.gguf');
+  execFileSync(process.execPath, [bundle, modelPath]);
+}
+const settings = {
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'security.workspace.trust.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'extensions.autoUpdate': false,
+  'extensions.autoCheckUpdates': false,
+  'editor.inlineSuggest.enabled': true,
+  'editor.quickSuggestions': { other: false, comments: false, strings: false },
+  'editor.suggestOnTriggerCharacters': false,
+  'editor.autoClosingBrackets': 'never',
+  'editor.autoClosingQuotes': 'never',
+  'editor.autoIndent': 'none',
+  'chat.disableAIFeatures': true,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  'cachet.backend': BACKEND,
+  'cachet.threads': 2,
+  'cachet.completion.debounceMs': 50,
+  'cachet.completion.maxTokens': 24,
+  'cachet.completion.maxLines': 3,
+  ...(modelPath ? { 'cachet.modelPath': modelPath } : {}),
+};
+writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+// code-server's extension host is "remote": machine-scoped settings (cachet.modelPath) come from
+// the Machine settings file, not the user's.
+mkdirSync(join(userData, 'Machine'), { recursive: true });
+writeFileSync(join(userData, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
+// The extension contributes these commands; each must run from the palette without an error.
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+const contributed = pkg.contributes.commands;
+
+const env = { ...process.env, PATH: `${dirname(NODE24)}:${process.env.PATH}`, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+delete env.NODE_OPTIONS;
+delete env.VSCODE_IPC_HOOK_CLI;
+
+let server;
+let browser;
+let page;
+const shot = async (name) => {
+  if (page) await page.screenshot({ path: join(SHOTS, `${String(results.length).padStart(2, '0')}-${name}.png`) });
+};
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
+    s.on('error', rej);
+  });
+}
+
+async function stopServer() {
+  if (server && server.exitCode === null) {
+    // code-server spawns children (extension host, ...): kill its whole process group.
+    try {
+      process.kill(-server.pid, 'SIGTERM');
+    } catch {}
+    await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5000)]);
+    try {
+      process.kill(-server.pid, 'SIGKILL');
+    } catch {}
+  }
+}
+
+async function palette(title) {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await page.keyboard.press('Enter');
+}
+
+async function statusText() {
+  const item = page.locator('.statusbar-item', { hasText: 'Cachet' }).first();
+  return nbsp((await item.innerText({ timeout: 5000 })).trim());
+}
+
+async function toasts() {
+  const items = page.locator('.notifications-toasts .notification-list-item');
+  const n = await items.count();
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const it = items.nth(i);
+    const msg = await it.locator('.notification-list-item-message').innerText().catch(() => '');
+    const isError = (await it.locator('.codicon-error').count()) > 0;
+    out.push({ msg: nbsp(msg), isError });
+  }
+  return out;
+}
+
+async function clearToasts() {
+  await page.keyboard.press('Escape');
+  const close = page.locator('.notifications-toasts .codicon-notifications-clear, .notifications-toasts .codicon-close');
+  for (let i = 0; i < 10 && (await close.count()) > 0; i++) await close.first().click({ timeout: 1000 }).catch(() => undefined);
+}
+
+async function ghostText(timeout = 60_000) {
+  const ghost = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text');
+  await ghost.first().waitFor({ state: 'visible', timeout });
+  const parts = await ghost.allInnerTexts();
+  return nbsp(parts.join('\n'));
+}
+
+async function editorText() {
+  return nbsp(await page.locator('.monaco-editor .view-lines').first().innerText());
+}
+
+/** Put the cursor at the end of the file on a fresh top-level line and type `text`. */
+async function typeAtEnd(text) {
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.press('Enter');
+  await page.keyboard.type(text, { delay: 25 });
+}
+
+try {
+  await check('install the vsix into a fresh profile', async () => {
+    const out = execFileSync(CODE_SERVER, ['--install-extension', VSIX, '--extensions-dir', extDir, '--user-data-dir', userData], { env, encoding: 'utf8' });
+    if (!/successfully installed/i.test(out)) throw new Error(out);
+    const dirs = readdirSync(extDir).filter((d) => d.startsWith('cachet.cachet'));
+    if (dirs.length !== 1) throw new Error(`installed folders: ${readdirSync(extDir)}`);
+    return dirs[0];
+  });
+
+  const port = await freePort();
+  server = spawn(
+    CODE_SERVER,
+    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--extensions-dir', extDir, '--user-data-dir', userData, workspace],
+    { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let serverLog = '';
+  server.stdout.on('data', (d) => (serverLog += d));
+  server.stderr.on('data', (d) => (serverLog += d));
+  for (let i = 0; i < 100 && !/HTTP server listening/.test(serverLog); i++) await sleep(200);
+  if (!/HTTP server listening/.test(serverLog)) throw new Error(`code-server did not start:\n${serverLog}`);
+
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+
+  await check('workbench loads and the extension activates (status bar item)', async () => {
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: 'Cachet' }).first().waitFor({ timeout: 60_000 });
+    await shot('activated');
+    return await statusText();
+  });
+
+  await check('activation time is reported by Cachet: Show Status', async () => {
+    await clearToasts();
+    await palette('Cachet: Show Status');
+    const msg = page.locator('.notification-list-item-message', { hasText: 'activated in' }).first();
+    await msg.waitFor({ timeout: 15_000 });
+    const m = /activated in ([\d.]+) ms/.exec(nbsp(await msg.innerText()));
+    if (!m) throw new Error('no activation time');
+    return `activation ${m[1]} ms`;
+  });
+
+  await check('open a file and see ghost text while typing', async () => {
+    await clearToasts();
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill('main.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('.monaco-editor .view-lines', { hasText: 'def mean' }).first().waitFor({ timeout: 20_000 });
+    const t = Date.now();
+    await typeAtEnd('result = mean(');
+    const ghost = await ghostText(120_000);
+    await shot('ghost-text');
+    return `${JSON.stringify(ghost.slice(0, 40))} after ${Date.now() - t} ms`;
+  });
+
+  await check('the status bar shows the engine state after a completion', async () => {
+    const s = await statusText();
+    if (!/Cachet: (idle|[\d.]+ tok\/s|cache hit|thinking)/.test(s)) throw new Error(`status: ${s}`);
+    return s;
+  });
+
+  await check('Tab accepts the ghost text into the document', async () => {
+    const ghost = (await ghostText(30_000)).split('\n')[0];
+    const before = await editorText();
+    await page.keyboard.press('Tab');
+    await sleep(300);
+    const after = await editorText();
+    const probe = ghost.trim().slice(0, 8);
+    if (after === before) throw new Error('document unchanged');
+    if (probe && !after.includes(probe)) throw new Error(`accepted text ${JSON.stringify(probe)} not in editor`);
+    await shot('accepted');
+    return `accepted ${JSON.stringify(ghost.slice(0, 30))}`;
+  });
+
+  await check('accept next word (Ctrl+Right) takes part of the suggestion', async () => {
+    await typeAtEnd('value = add(');
+    const ghost = await ghostText(60_000);
+    const before = await editorText();
+    await page.keyboard.press('Control+Right');
+    await sleep(300);
+    const after = await editorText();
+    if (after === before) throw new Error('document unchanged');
+    await shot('accept-word');
+    return `ghost ${JSON.stringify(ghost.slice(0, 30))}`;
+  });
+
+  await check('accept next line (Shift+Tab) takes the first line of the suggestion', async () => {
+    await page.keyboard.press('Escape');
+    await typeAtEnd('x = ');
+    const ghost = await ghostText(60_000);
+    const before = await editorText();
+    await page.keyboard.press('Shift+Tab');
+    await sleep(300);
+    const after = await editorText();
+    if (after === before) throw new Error('document unchanged');
+    await shot('accept-line');
+    return `ghost ${JSON.stringify(ghost.slice(0, 30))}`;
+  });
+
+  for (const c of contributed) {
+    const title = `${c.category}: ${c.title}`;
+    await check(`command "${title}" runs without error`, async () => {
+      await clearToasts();
+      await palette(title);
+      await sleep(c.command === 'cachet.restartEngine' ? 3000 : 800);
+      if (c.command === 'cachet.selectModel') {
+        // A quick pick of discovered models opens; it lists the configured or embedded one.
+        const rows = page.locator('.quick-input-list .monaco-list-row');
+        await rows.first().waitFor({ timeout: 10_000 });
+        const txt = nbsp(await page.locator('.quick-input-list').innerText());
+        await shot('select-model');
+        await page.keyboard.press('Escape');
+        if (!/\.gguf/.test(txt)) throw new Error(`no model listed: ${txt}`);
+      }
+      if (c.command === 'cachet.showDashboard') {
+        await page.locator('.tab', { hasText: 'Cachet Dashboard' }).first().waitFor({ timeout: 10_000 });
+        await sleep(1500);
+        await shot('dashboard');
+      }
+      if (c.command === 'cachet.showLogs') {
+        await page.locator('.monaco-editor .view-lines', { hasText: 'Cachet activated in' }).first().waitFor({ timeout: 10_000 });
+        await shot('logs');
+      }
+      const errs = (await toasts()).filter((t) => t.isError || /not found|failed/i.test(t.msg));
+      if (errs.length) throw new Error(errs.map((e) => e.msg).join(' | '));
+      if (c.command === 'cachet.toggleCompletions') {
+        const s = await statusText();
+        if (!/off/.test(s)) throw new Error(`after toggle: ${s}`);
+        await palette(title); // back on
+        await sleep(500);
+        const s2 = await statusText();
+        if (/off/.test(s2)) throw new Error(`after second toggle: ${s2}`);
+      }
+      return undefined;
+    });
+  }
+
+  await check('the dashboard shows live engine metrics', async () => {
+    await palette('Cachet: Show Dashboard');
+    const frame = page.frameLocator('iframe.webview').frameLocator('iframe');
+    await frame.locator('#reuse dd').first().waitFor({ timeout: 15_000 });
+    const txt = await frame.locator('body').innerText();
+    await shot('dashboard-metrics');
+    if (!/prefix hit rate/.test(txt) || !/slots used/.test(txt)) throw new Error(txt.slice(0, 200));
+    return txt.match(/prefix hit rate\s*([\d.]+%)/)?.[0]?.replace(/\s+/g, ' ');
+  });
+} catch (err) {
+  failed++;
+  console.log(`FAIL harness: ${err?.stack ?? err}`);
+  await shot('harness-error').catch(() => undefined);
+} finally {
+  await browser?.close().catch(() => undefined);
+  await stopServer();
+}
+
+writeFileSync(join(OUT, 'results.json'), JSON.stringify({ passed, failed, seconds: (Date.now() - t0) / 1000, results }, null, 2));
+console.log(`e2e: ${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SHOTS})`);
+process.exit(failed ? 1 : 0);
