@@ -51,11 +51,23 @@ interface OracleTokenizer {
   dispose(): Promise<void>;
 }
 
+// The slice of node-llama-cpp used here (it lives in test/oracle/node_modules, outside the
+// root package, so its types are not visible to this file).
+interface NodeLlamaCpp {
+  LlamaLogLevel: { error: unknown };
+  getLlama(opts: { gpu: false; build: 'never'; logLevel: unknown }): Promise<{
+    loadModel(opts: { modelPath: string; vocabOnly: boolean }): Promise<{
+      tokenize(text: string, specialTokens: boolean): readonly number[];
+      dispose(): Promise<void>;
+    }>;
+  }>;
+}
+
 async function openOracle(path: string): Promise<OracleTokenizer | undefined> {
-  let mod: typeof import('node-llama-cpp');
+  let mod: NodeLlamaCpp;
   try {
     const entry = resolve(root, 'test/oracle/node_modules/node-llama-cpp/dist/index.js');
-    mod = (await import(pathToFileURL(entry).href)) as typeof import('node-llama-cpp');
+    mod = (await import(pathToFileURL(entry).href)) as NodeLlamaCpp;
   } catch (e) {
     console.error(`llama.cpp oracle unavailable (test/oracle/node_modules/node-llama-cpp): ${(e as Error).message}`);
     return undefined;
@@ -63,7 +75,7 @@ async function openOracle(path: string): Promise<OracleTokenizer | undefined> {
   const llama = await mod.getLlama({ gpu: false, build: 'never', logLevel: mod.LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: path, vocabOnly: true });
   return {
-    tokenize: (text) => Array.from(model.tokenize(text, false) as unknown as number[]),
+    tokenize: (text) => Array.from(model.tokenize(text, false)),
     dispose: () => model.dispose(),
   };
 }
