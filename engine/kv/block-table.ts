@@ -33,7 +33,7 @@ export class BlockTable {
   }
 
   context(): Int32Array {
-    return Int32Array.from(this.slots);
+    return new Int32Array(this.slots);
   }
 
   /**
@@ -87,18 +87,22 @@ export class BlockTable {
         await this.moveCells(backend, tail.block, block);
       }
     }
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    while (i < n) {
       if (offset === B) {
         block = fresh[next++];
         offset = 0;
         this.held.set(block, 0);
       }
-      const slot = this.pool.slot(block, offset++);
-      this.held.set(block, this.held.get(block)! + 1);
-      out[i] = slot;
-      this.slots.push(slot);
-      this.positions.push(positions ? positions[i] : startPos++);
-      this.tokens.push(tokens[i]);
+      const take = Math.min(n - i, B - offset);
+      this.held.set(block, this.held.get(block)! + take);
+      for (let k = 0; k < take; k++, i++) {
+        const slot = block * B + offset++;
+        out[i] = slot;
+        this.slots.push(slot);
+        this.positions.push(positions ? positions[i] : startPos++);
+        this.tokens.push(tokens[i]);
+      }
     }
     const isExact = exact && this.inexact === 0;
     for (let i = 0; i < n; i++) this.exact.push(isExact);

@@ -133,10 +133,9 @@ export class ChunkCache implements KvStatsSource {
    */
   async get(key: ChunkKey, prefix: ArrayLike<number>, chunk: ArrayLike<number>): Promise<ChunkEntry> {
     const cached = this.lookup(key);
-    if (cached) {
-      if (!sameTokens(cached.tokens, chunk)) {
-        throw new CachetError('chunk cache key collision: cached tokens differ from the chunk', 'Include the tokenizer and boundaries in the chunk key.');
-      }
+    // Same key but other tokens means a stale key (e.g. a tokenizer change the key missed):
+    // treat it as a miss and overwrite it.
+    if (cached && sameTokens(cached.tokens, chunk)) {
       this.manager.counters.chunkHits++;
       return cached;
     }
@@ -231,7 +230,8 @@ export class ChunkCache implements KvStatsSource {
       const tokens = kv.tokens(seq);
       const positions = kv.positions(seq);
       const fresh = await o.probe(tokens, positions, checkLayer);
-      const slots = Int32Array.from(chunkCells, (c) => kv.context(seq)[c]);
+      const ctx = kv.context(seq);
+      const slots = Int32Array.from(chunkCells, (c) => ctx[c]);
       const old = await this.backend.readSlots(slots);
       const D = this.backend.config.nKvHeads * this.backend.config.headDim;
       const base = checkLayer * N * 2 * D; // readSlots: [layer][slot][K|V][D]

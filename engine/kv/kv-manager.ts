@@ -136,7 +136,7 @@ export class KvManager {
         seq,
         cachedLength: cached,
         context,
-        positions: Int32Array.from(table.positions),
+        positions: new Int32Array(table.positions),
         newSlots: context.subarray(cached),
       };
     } catch (e) {
@@ -240,11 +240,11 @@ export class KvManager {
   }
 
   positions(seq: number): Int32Array {
-    return Int32Array.from(this.get(seq).table.positions);
+    return new Int32Array(this.get(seq).table.positions);
   }
 
   tokens(seq: number): Int32Array {
-    return Int32Array.from(this.get(seq).table.tokens);
+    return new Int32Array(this.get(seq).table.tokens);
   }
 
   length(seq: number): number {

@@ -180,3 +180,18 @@ describe('ChunkCache', () => {
     for (let i = 0; i < before.length; i++) expect(after[i]).toBeCloseTo(before[i], 5);
   });
 });
+
+describe('ChunkCache keys', () => {
+  it('a key whose cached tokens differ from the chunk is treated as stale and re-encoded', async () => {
+    const backend = new FakeBackend({ kvSlots: SLOTS, layers: 3, seed: 5 });
+    const kv = new KvManager({ backend, kvSlots: SLOTS, blockSize: 4 });
+    const cache = new ChunkCache({ manager: kv, backend, model: 'fake', tokenizer: 'fake', memoryBudgetBytes: 1 << 20 });
+    const key = cache.key('same text', 0, 1, []);
+    const a = await cache.get(key, [], [1, 2, 3]);
+    const b = await cache.get(key, [], [4, 5, 6]);
+    expect(Array.from(b.tokens)).toEqual([4, 5, 6]);
+    expect(b.kv).not.toEqual(a.kv);
+    expect((await cache.get(key, [], [4, 5, 6])).kv).toEqual(b.kv);
+    expect(kv.snapshot().chunks).toMatchObject({ hits: 1, misses: 2, entries: 1 });
+  });
+});
