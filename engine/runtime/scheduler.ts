@@ -187,7 +187,8 @@ export class Scheduler {
   private readonly queued: Sequence[] = [];
   private readonly active: Sequence[] = [];
   private readonly byId = new Map<string, Sequence>();
-  private inFlight = new Set<Sequence>();
+  /** Sequences the current step works on (admission, planning, forward): cancel only flags them. */
+  private busy = new Set<Sequence>();
   private running = false;
   private disposed = false;
   private order = 0;
@@ -251,7 +252,7 @@ export class Scheduler {
     const seq = this.byId.get(id);
     if (!seq || seq.finished) return false;
     seq.cancelRequested = true;
-    if (!this.inFlight.has(seq)) this.finish(seq, 'cancelled');
+    if (!this.busy.has(seq)) this.finish(seq, 'cancelled');
     return true;
   }
 
@@ -307,6 +308,17 @@ export class Scheduler {
   }
 
   private async step(): Promise<void> {
+    try {
+      await this.stepInner();
+    } finally {
+      // Cancelled while the step used it: end it now so its KV is back before the next step.
+      const busy = [...this.busy];
+      this.busy.clear();
+      for (const seq of busy) if (seq.cancelRequested && !seq.finished) this.finish(seq, 'cancelled');
+    }
+  }
+
+  private async stepInner(): Promise<void> {
     const t = this.now();
     for (const seq of [...this.queued, ...this.active]) {
       if (seq.cancelRequested) this.finish(seq, 'cancelled');
@@ -326,23 +338,18 @@ export class Scheduler {
     }
 
     const batches: SequenceBatch[] = plan.map((p) => this.toBatch(p));
-    for (const p of plan) this.inFlight.add(p.seq);
     let results;
     try {
       results = await this.backend.forward(batches);
     } catch (err) {
-      this.inFlight.clear();
       for (const p of plan) this.dropUncomputed(p.seq);
       await this.failover(err);
       return;
     }
-    this.inFlight.clear();
     this.counters.steps++;
     const vocab = this.backend.config.vocabSize;
     for (let b = 0; b < plan.length; b++) this.apply(plan[b], results[b].logits, vocab);
     for (const p of plan) this.flushOutput(p.seq);
-    // Cancelled while its step ran: end it now so its KV is back before the next step.
-    for (const p of plan) if (p.seq.cancelRequested && !p.seq.finished) this.finish(p.seq, 'cancelled');
   }
 
   /** Moves queued sequences to active (prefix lookup + slots) while there is room or they outrank everyone. */
@@ -354,6 +361,7 @@ export class Scheduler {
       if (this.active.length >= this.maxSequences && seq.rank >= bestActive) break;
       if (seq.preempted && this.active.length > 0) break;
       let got;
+      this.busy.add(seq);
       try {
         got = await this.kv.acquire(seq.tokens);
       } catch (err) {
@@ -361,8 +369,7 @@ export class Scheduler {
         if (this.active.length === 0) { this.fail(seq, err); continue; }
         break; // wait for running sequences to give memory back
       }
-      this.queued.shift();
-      if (seq.finished) { this.kv.release(got.seq, false); continue; } // cancelled while acquiring
+      this.queued.splice(this.queued.indexOf(seq), 1);
       seq.kvSeq = got.seq;
       seq.slots = Array.from(got.context);
       seq.nPast = got.cachedLength;
@@ -377,8 +384,9 @@ export class Scheduler {
 
   private async plan(topRank: number): Promise<PlannedBatch[]> {
     const plan: PlannedBatch[] = [];
-    const runnable = this.active.filter((s) => s.rank === topRank).sort((a, b) => a.order - b.order);
+    const runnable = this.active.filter((s) => s.rank === topRank && !s.cancelRequested).sort((a, b) => a.order - b.order);
     // All decodes of the running class...
+    for (const seq of runnable) this.busy.add(seq);
     for (const seq of runnable) {
       if (seq.remaining !== 1) continue;
       const draft = this.draftFor(seq);

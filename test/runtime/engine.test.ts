@@ -126,8 +126,12 @@ describe('Engine backend choice', () => {
     }
   });
 
-  it('an explicit backend that cannot start is a typed error', async () => {
-    await expect(Engine.load({ modelPath, backend: 'onnx', contextLength: 128 })).rejects.toBeInstanceOf(BackendUnavailableError);
+  it('an explicit backend that cannot start is a typed error (no fallback)', async () => {
+    const failing: BackendFactory = async () => {
+      throw new BackendUnavailableError('onnxruntime-node failed to load', 'Reinstall the extension.');
+    };
+    await expect(Engine.load({ modelPath, backend: 'onnx', contextLength: 128, backendFactories: { onnx: failing } }))
+      .rejects.toBeInstanceOf(BackendUnavailableError);
   });
 
   it('continues on the next backend when the current one fails mid-run', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError } from '../../engine/errors';
+import type { KvStore } from '../../engine/runtime/kv-store';
 import { Scheduler, type SchedulerOptions, type StreamChunk } from '../../engine/runtime/scheduler';
 import { expectedContinuation, FakeBackend, fakeTokenizer, makeStore, PAGE, range, type StoreKind } from './fakes';
 
@@ -138,6 +139,33 @@ describe.each<StoreKind>(['simple', 'paged'])('Scheduler over the %s KV store', 
     expect(backend.calls).toHaveLength(2);
     expect(kv.stats().used).toBe(0);
     expect(scheduler.cancel('a')).toBe(false);
+  });
+
+  it('a cancel that lands while the request is being admitted does not disturb the queue', async () => {
+    const backend = new FakeBackend(4096);
+    const inner = makeStore(kind, backend, 4096);
+    let scheduler!: Scheduler;
+    const kv: KvStore = {
+      totalSlots: inner.totalSlots,
+      acquire: async (tokens) => {
+        await new Promise((r) => setImmediate(r)); // a message (the cancel) arrives here
+        if (tokens[0] === 1) scheduler.cancel('a');
+        return inner.acquire(tokens);
+      },
+      append: (seq, tokens) => inner.append(seq, tokens),
+      truncate: (seq, length) => inner.truncate(seq, length),
+      release: (seq, keep) => inner.release(seq, keep),
+      clear: () => inner.clear(),
+      stats: () => inner.stats(),
+    };
+    scheduler = setup({ backend, kv }).scheduler;
+    const a = scheduler.submit({ id: 'a', prompt: [1, 2, 3], maxTokens: 5 });
+    const b = scheduler.submit({ id: 'b', prompt: [5, 6, 7], maxTokens: 5 });
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra.finishReason).toBe('cancelled');
+    expect(rb.tokenIds).toEqual(expectedContinuation([5, 6, 7], 5));
+    expect(backend.calls.every((c) => c.batches.every((x) => x.tokens[0] !== 1))).toBe(true);
+    expect(inner.stats()).toMatchObject({ used: 0, sequences: 0 });
   });
 
   it('returns the partial output when the deadline passes', async () => {
