@@ -1,8 +1,9 @@
 // A CompletionProvider backed by a remote OpenAI-compatible server (vLLM, SGLang, llama.cpp
 // server, Ollama, LM Studio). FIM goes through /v1/completions with `suffix` (servers that render
-// FIM themselves), or, with fim: 'prompt', as a prompt the caller already formatted with FIM tokens.
+// FIM themselves), or, with fim.mode 'prompt', as a plain prompt Cachet formats for the model family.
 // Errors become CachetErrors with a hint that names the URL and what to check.
 
+import { buildFimPrompt, FIM_FORMATS, promptText, type FimFamily } from '../context';
 import { CachetError, CancelledError } from '../errors';
 import type { ChatParams, CompletionOutput, CompletionParams, CompletionProvider, ProviderModel, SamplingOptions } from './provider';
 import { SseParser } from './sse';
@@ -25,6 +26,12 @@ export interface RemoteProviderOptions {
   timeoutMs?: number;
   /** Injected for tests; default globalThis.fetch. */
   fetch?: typeof fetch;
+  /**
+   * How FIM requests are sent. 'suffix' (default): prompt + suffix fields, the server applies the
+   * model's FIM template (llama.cpp server, Ollama, OpenAI-style). 'prompt': Cachet formats the FIM
+   * prompt for `family` itself and sends it as a plain prompt (vLLM, SGLang: no `suffix` support).
+   */
+  fim?: { mode: 'suffix' } | { mode: 'prompt'; family: FimFamily; repoName?: string; path?: string };
 }
 
 export class RemoteProvider implements CompletionProvider {
@@ -61,7 +68,15 @@ export class RemoteProvider implements CompletionProvider {
 
   async complete(params: CompletionParams): Promise<CompletionOutput> {
     const body: Record<string, unknown> = { model: await this.modelName(), prompt: params.prompt, ...samplingBody(params) };
-    if (params.suffix !== undefined) body.suffix = params.suffix;
+    const fim = this.options.fim;
+    if (params.suffix !== undefined && fim?.mode === 'prompt') {
+      const format = FIM_FORMATS[fim.family];
+      const prompt = buildFimPrompt(format, { path: fim.path ?? 'untitled', repoName: fim.repoName, prefix: params.prompt, suffix: params.suffix }, { cursorLineInMiddle: true });
+      body.prompt = promptText(prompt);
+      body.stop = [...new Set([...(params.stop ?? []), ...format.stopStrings])];
+    } else if (params.suffix !== undefined) {
+      body.suffix = params.suffix;
+    }
     return this.generate('/completions', body, params.signal, params.onText, (c) => c.text);
   }
 

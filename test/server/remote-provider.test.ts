@@ -40,6 +40,17 @@ describe('RemoteProvider', () => {
     expect(sent.maxTokens).toBe(20);
   });
 
+  it('fim prompt mode formats the FIM prompt for the family and adds its stop strings', async () => {
+    const { url, provider } = await cachet();
+    const remote = new RemoteProvider({ baseUrl: url, model: 'fake-model', fim: { mode: 'prompt', family: 'qwen', path: 'a.py' } });
+    await remote.complete({ prompt: 'def f(x):\n    ret', suffix: '\n', stop: ['\n\n'] });
+    const sent = provider.calls[0]!.params as { prompt: string; suffix?: string; stop: string[] };
+    expect(sent.prompt).toBe('<|file_sep|>a.py\n<|fim_prefix|>def f(x):\n<|fim_suffix|>\n<|fim_middle|>    ret');
+    expect(sent.suffix).toBeUndefined();
+    expect(sent.stop).toContain('\n\n');
+    expect(sent.stop).toContain('<|file_sep|>');
+  });
+
   it('streams completions and chat through SSE', async () => {
     const { url } = await cachet();
     const remote = new RemoteProvider({ baseUrl: url + '/v1/', model: 'fake-model' });
