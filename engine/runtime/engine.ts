@@ -40,7 +40,7 @@ export interface EngineLoadOptions {
   kvStore?: 'paged' | 'simple';
   /** Tokens per KV block for the paged store (default 16). */
   kvBlockSize?: number;
-  /** Stochastic sampling (engine/sampling); without it every request decodes greedily. */
+  /** Sampler for non-greedy requests (default: engine/sampling's llama.cpp-order chain). */
   createSampler?: SamplerFactory;
   /** Replace or add backend factories (tests; backends that do not register themselves). */
   backendFactories?: Partial<Record<BackendName, BackendFactory>>;

@@ -7,7 +7,7 @@ export { SimpleKvStore, KvManagerStore } from './kv-store';
 export type { KvStore, KvStats, KvAcquired } from './kv-store';
 export { draftNgram, SpeculativeStats } from './speculative';
 export { StopStringFilter } from './stop-strings';
-export { argmax, greedySampler, isGreedy } from './token-sampler';
+export { argmax, chainSamplerFactory, greedySampler, isGreedy } from './token-sampler';
 export type { TokenSampler, SamplerFactory } from './token-sampler';
 export { EngineHost } from './host';
 export { EngineClient, EngineRequestError, TokenStream } from './client';

@@ -17,7 +17,7 @@ import type { FinishReason, Priority, SamplingParams, Timings } from '../protoco
 import type { KvStore } from './kv-store';
 import { draftNgram, SpeculativeStats } from './speculative';
 import { StopStringFilter } from './stop-strings';
-import { greedySampler, isGreedy, type SamplerFactory, type TokenSampler } from './token-sampler';
+import { chainSamplerFactory, greedySampler, isGreedy, type SamplerFactory, type TokenSampler } from './token-sampler';
 
 export interface SchedulerTokenizer {
   isEog(id: number): boolean;
@@ -73,7 +73,7 @@ export interface SchedulerOptions {
   prefillChunk?: number;
   /** Max sequences holding KV at once (default 8); a better-priority request may exceed it. */
   maxSequences?: number;
-  /** Stochastic samplers; greedy requests never use it. */
+  /** Samplers for non-greedy requests (default: engine/sampling's chain). */
   createSampler?: SamplerFactory;
   /** Called when forward() throws; a returned backend replaces the failed one and work resumes. */
   recoverBackend?: (error: unknown, failed: Backend) => Promise<Backend | undefined>;
@@ -142,7 +142,7 @@ class Sequence {
     readonly order: number,
     readonly tReceived: number,
     tokenizer: SchedulerTokenizer,
-    createSampler: SamplerFactory | undefined,
+    createSampler: SamplerFactory,
     readonly onChunk: ((chunk: StreamChunk) => void) | undefined,
     readonly resolve: (r: GenerationResult) => void,
     readonly reject: (e: unknown) => void,
@@ -153,7 +153,7 @@ class Sequence {
     this.decoder = tokenizer.createStreamDecoder();
     this.stop = new StopStringFilter(req.stop);
     const greedy = isGreedy(req.sampling);
-    this.sampler = greedy || !createSampler ? greedySampler : createSampler(req.sampling);
+    this.sampler = greedy ? greedySampler : createSampler(req.sampling);
     this.maxTokens = req.maxTokens ?? DEFAULT_MAX_TOKENS;
     this.deadlineAt = req.deadlineMs !== undefined ? tReceived + req.deadlineMs : Infinity;
     this.speculative = greedy && req.speculative && (req.speculative.maxDraft ?? 4) > 0 ? req.speculative : undefined;
@@ -180,7 +180,7 @@ export class Scheduler {
   private readonly contextLength: number;
   private readonly prefillChunk: number;
   private readonly maxSequences: number;
-  private readonly createSampler: SamplerFactory | undefined;
+  private readonly createSampler: SamplerFactory;
   private readonly recoverBackend: SchedulerOptions['recoverBackend'];
   private readonly now: () => number;
 
@@ -210,7 +210,7 @@ export class Scheduler {
     this.contextLength = options.contextLength;
     this.prefillChunk = Math.max(1, options.prefillChunk ?? 256);
     this.maxSequences = Math.max(1, options.maxSequences ?? 8);
-    this.createSampler = options.createSampler;
+    this.createSampler = options.createSampler ?? chainSamplerFactory;
     this.recoverBackend = options.recoverBackend;
     this.now = options.now ?? (() => performance.now());
   }

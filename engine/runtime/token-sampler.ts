@@ -1,7 +1,8 @@
 // How the scheduler picks the next token from a row of logits. Greedy lives here (speculative
-// decoding depends on it being exactly argmax); stochastic sampling comes from engine/sampling.
+// decoding depends on it being exactly argmax); everything else goes through engine/sampling.
 
 import type { SamplingParams } from '../protocol';
+import { Sampler } from '../sampling';
 
 export interface TokenSampler {
   /** Picks a token from one row of logits; `history` is every token before it (prompt included). */
@@ -30,3 +31,19 @@ export function isGreedy(params: SamplingParams | undefined): boolean {
   const noPenalty = (params.repeatPenalty ?? 1) === 1 && !params.presencePenalty && !params.frequencyPenalty;
   return (params.temperature ?? 0) <= 0 && noPenalty;
 }
+
+/** Stochastic sampling (and greedy with penalties) through engine/sampling's llama.cpp-order chain. */
+export const chainSamplerFactory: SamplerFactory = (params) => {
+  const sampler = new Sampler({
+    temperature: params?.temperature,
+    topK: params?.topK,
+    topP: params?.topP,
+    minP: params?.minP,
+    repetitionPenalty: params?.repeatPenalty,
+    presencePenalty: params?.presencePenalty,
+    frequencyPenalty: params?.frequencyPenalty,
+    penaltyLastN: params?.penaltyLastN,
+    seed: params?.seed,
+  });
+  return { greedy: false, sample: (logits, history) => sampler.sample(logits, history) };
+};

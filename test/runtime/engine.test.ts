@@ -6,12 +6,13 @@ import { openGguf } from '../../engine/gguf';
 import { configFromGguf, loadWeights } from '../../engine/model';
 import { Engine, type EngineWarning } from '../../engine/runtime/engine';
 import { argmax } from '../../engine/runtime/token-sampler';
+import { Sampler } from '../../engine/sampling';
 import { makeTestModel } from '../helpers/make-test-model';
 
 let modelPath: string;
 
 /** Greedy decoding by recomputing the whole sequence each step: no KV reuse, no scheduler. */
-async function recomputeGreedy(prompt: number[], maxTokens: number, stopIds: number[]): Promise<number[]> {
+async function recomputeGreedy(prompt: number[], maxTokens: number, stopIds: number[], pick: (logits: Float32Array, history: number[]) => number = argmax): Promise<number[]> {
   const gguf = openGguf(modelPath);
   const weights = loadWeights(gguf, configFromGguf(gguf));
   const backend = await createReferenceBackend(weights, { kvSlots: 512 });
@@ -21,7 +22,7 @@ async function recomputeGreedy(prompt: number[], maxTokens: number, stopIds: num
     const n = tokens.length;
     const slots = Int32Array.from({ length: n }, (_, k) => k);
     const [r] = await backend.forward([{ tokens: Int32Array.from(tokens), positions: slots, context: slots, logits: 'last' }]);
-    const next = argmax(r.logits);
+    const next = pick(r.logits, tokens);
     if (stopIds.includes(next)) break;
     out.push(next);
     tokens.push(next);
@@ -82,6 +83,20 @@ describe('Engine on a generated model (reference backend)', () => {
     expect(spec.timings.draftTokens).toBe(after.drafted - before.drafted);
     expect(spec.timings.draftTokens).toBeGreaterThan(0);
     expect(spec.timings.acceptedDraftTokens).toBeLessThanOrEqual(spec.timings.draftTokens!);
+  });
+
+  it('samples with temperature/top-k/penalties exactly as engine/sampling does on recomputed logits', async () => {
+    const prompt = engine.tokenize('import numpy as np\n').tokenIds;
+    const sampling = { temperature: 0.9, topK: 40, topP: 0.95, repeatPenalty: 1.1, seed: 42 };
+    const r1 = await engine.generate({ prompt: { kind: 'tokens', tokenIds: prompt }, maxTokens: 16, sampling });
+    const r2 = await engine.generate({ prompt: { kind: 'tokens', tokenIds: prompt }, maxTokens: 16, sampling });
+    expect(r2.tokenIds).toEqual(r1.tokenIds);
+    const sampler = new Sampler({ temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, seed: 42 });
+    const expected = await recomputeGreedy(prompt, 16, [256], (logits, history) => sampler.sample(logits, history));
+    expect(r1.tokenIds).toEqual(expected);
+    const greedy = await recomputeGreedy(prompt, 16, [256]);
+    expect(r1.tokenIds).not.toEqual(greedy);
+    await expect(engine.generate({ prompt: 'x', sampling: { temperature: 1, topP: 2 } })).rejects.toThrow(/topP/);
   });
 
   it('completes a FIM request with the family prompt and matches a full recompute of that prompt', async () => {
