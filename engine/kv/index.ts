@@ -5,6 +5,7 @@
 //                  commit(seq, tokens?)  put the finished prefix in the radix cache
 //                  release(seq); seqRm / seqCp / seqAdd (RoPE shift) / keep  (llama.cpp semantics)
 //                  context(seq), positions(seq), snapshot(), checkInvariants()
+//                  exportSequence(seq) / importSequence(state)  K/V of one sequence via the host
 //   BlockPool, BlockTable   paged blocks (slot = block*blockSize + offset), ref counts, copy-on-write
 //   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction
 //   HostTier       cold prefix blocks offloaded to host memory
@@ -20,7 +21,7 @@ export { BlockPool, type BlockPoolOptions, type Evictor } from './block-pool';
 export { BlockTable } from './block-table';
 export { RadixCache, RadixNode, type PrefixMatch } from './radix-cache';
 export { HostTier, hashTokens } from './host-offload';
-export { KvManager, blockSlots, type KvAcquisition, type KvManagerOptions, type KvStatsSource } from './kv-manager';
+export { KvManager, blockSlots, type KvAcquisition, type KvManagerOptions, type KvSequenceState, type KvStatsSource } from './kv-manager';
 export {
   ChunkCache,
   createTruncatedProbe,

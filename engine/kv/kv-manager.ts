@@ -15,6 +15,7 @@ import { BlockTable } from './block-table';
 import { HostTier } from './host-offload';
 import { KvCounters, hitRate, type KvMetricsSnapshot } from './metrics';
 import { RadixCache, type RadixNode } from './radix-cache';
+import type { Backend } from '../backend/types';
 import type { KvSlotBackend } from './types';
 
 export interface KvManagerOptions {
@@ -29,7 +30,10 @@ export interface KvManagerOptions {
   prefixCache?: boolean;
   /** Host memory for offloaded cold prefix blocks; 0 (default) drops them instead. */
   hostBudgetBytes?: number;
-  /** Bytes of K/V per token on the device, for metrics (e.g. nLayers*2*kvDim*2 for f16). */
+  /**
+   * Bytes of K/V per token on the device, for metrics. Default: the backend's memory().kvBytes
+   * divided by kvSlots when the backend reports it, else 0.
+   */
   bytesPerSlot?: number;
 }
 
@@ -48,6 +52,16 @@ export interface KvAcquisition {
 /** Anything else that reports into snapshot() (the chunk cache). */
 export interface KvStatsSource {
   stats(): { entries: number; diskEntries: number; diskBytes: number; diskEvictions: number };
+}
+
+/** Portable K/V of one sequence (see exportSequence). */
+export interface KvSequenceState {
+  tokens: Int32Array;
+  positions: Int32Array;
+  /** 1 where the cell's K/V is exact for its context (see BlockTable.exact). */
+  exact: Uint8Array;
+  /** backend.readSlots layout: [layer][cell][K|V][kvDim]. */
+  kv: Float32Array;
 }
 
 interface Sequence {
@@ -84,7 +98,8 @@ export class KvManager {
     this.pool.evictor = (n) => this.tree.evict(n);
     this.prefixCache = options.prefixCache ?? true;
     this.host = options.hostBudgetBytes ? new HostTier(options.hostBudgetBytes) : undefined;
-    this.bytesPerSlot = options.bytesPerSlot ?? 0;
+    const mem = (options.backend as Partial<Backend>).memory?.();
+    this.bytesPerSlot = options.bytesPerSlot ?? (mem ? mem.kvBytes / options.kvSlots : 0);
   }
 
   get blockSize(): number {
@@ -269,14 +284,55 @@ export class KvManager {
     let freed = 0;
     for (const leaf of this.tree.coldLeaves()) {
       if (freed >= blocks) break;
-      const slots = blockSlots(leaf.blocks, this.blockSize);
-      const data = await this.backend.readSlots(slots);
-      if (!leaf.parent || !leaf.isLeaf || leaf.lockRef !== 0) continue; // changed while reading
+      const leafBlocks = leaf.blocks;
+      const data = await this.backend.readSlots(blockSlots(leafBlocks, this.blockSize));
+      // Another request may have locked, split (new blocks array) or evicted it while we read.
+      if (!leaf.parent || !leaf.isLeaf || leaf.lockRef !== 0 || leaf.blocks !== leafBlocks) continue;
       const prefix = this.tree.pathTokens(leaf.parent);
       if (this.host.put(prefix, leaf.key, data)) this.counters.offloadedBlocks += leaf.blocks.length;
       freed += this.tree.removeLeaf(leaf);
     }
     return freed;
+  }
+
+  /**
+   * A sequence's cells and their K/V on the host (llama.cpp state_seq_get_data): for saving a
+   * session or moving it to another KvManager with the same model.
+   */
+  async exportSequence(seq: number): Promise<KvSequenceState> {
+    const t = this.get(seq).table;
+    return {
+      tokens: new Int32Array(t.tokens),
+      positions: new Int32Array(t.positions),
+      exact: Uint8Array.from(t.exact, (e) => (e ? 1 : 0)),
+      kv: await this.backend.readSlots(t.context()),
+    };
+  }
+
+  /** A new sequence holding exported cells (state_seq_set_data); its exact prefix can be committed. */
+  async importSequence(state: KvSequenceState): Promise<number> {
+    const n = state.tokens.length;
+    if (state.positions.length !== n || state.exact.length !== n || (n > 0 && state.kv.length % n !== 0)) {
+      throw new CachetError('importSequence: inconsistent state (tokens, positions, exact and kv lengths differ)', 'Pass a state produced by exportSequence for the same model.');
+    }
+    const seq = this.create();
+    try {
+      const t = this.get(seq).table;
+      let i = 0;
+      while (i < n) {
+        // Runs of equal exactness keep the "approximate taints what follows" rule intact.
+        let j = i;
+        while (j < n && state.exact[j] === state.exact[i]) j++;
+        await this.ensureFree(Math.ceil((j - i) / this.blockSize) + 1);
+        await t.append(this.backend, state.tokens.subarray(i, j), state.positions.subarray(i, j), state.exact[i] === 1);
+        i = j;
+      }
+      await this.backend.writeSlots(t.context(), state.kv);
+    } catch (e) {
+      this.release(seq);
+      throw e;
+    }
+    return seq;
   }
 
   snapshot(): KvMetricsSnapshot {

@@ -242,3 +242,40 @@ describe('KvManager', () => {
     expect(() => new KvManager({ backend: new FakeBackend({ kvSlots: 8 }), kvSlots: 8, blockSize: 16 })).toThrow(/KV budget too small/);
   });
 });
+
+describe('KvManager export/import', () => {
+  it('moves a sequence to another manager; logits continue bit-identically; exact prefix stays committable', async () => {
+    const { backend, kv } = setup();
+    const p = prompt(20, 22);
+    const { a } = await prefill(kv, backend, p);
+    await kv.seqAdd(a.seq, 20, -1, 3); // the last two cells become approximate
+    const state = await kv.exportSequence(a.seq);
+    expect(Array.from(state.exact).filter((e) => e === 0).length).toBe(2);
+
+    const other = setup();
+    // Occupy some blocks first so the imported cells land in other slots.
+    const filler = await other.kv.acquire(prompt(21, 9));
+    const seq = await other.kv.importSequence(state);
+    expect(Array.from(other.kv.positions(seq))).toEqual(Array.from(state.positions));
+    expect(await other.backend.readSlots(other.kv.context(seq))).toEqual(state.kv);
+    const step = async (k: KvManager, be: FakeBackend, s: number) => {
+      await k.append(s, [7], [25]);
+      const [r] = await be.forward([{ tokens: Int32Array.from([7]), positions: Int32Array.from([25]), context: k.context(s), logits: 'last' }]);
+      return r.logits;
+    };
+    expect(await step(other.kv, other.backend, seq)).toEqual(await step(kv, backend, a.seq));
+    expect(other.kv.commit(seq)).toBe(20); // the 5 exact whole blocks
+    other.kv.release(filler.seq);
+    other.kv.checkInvariants();
+    await expect(other.kv.importSequence({ ...state, exact: new Uint8Array(3) })).rejects.toThrow(/inconsistent/);
+    other.kv.checkInvariants();
+  });
+
+  it('reports device bytes from the backend when bytesPerSlot is not given', async () => {
+    const backend = new FakeBackend({ kvSlots: 64 });
+    const kv = new KvManager({ backend, kvSlots: 64, blockSize: 4 });
+    const a = await kv.acquire([1, 2, 3, 4, 5]);
+    expect(kv.snapshot().bytes.device).toBe(2 * 4 * (backend.kv.byteLength / 64));
+    kv.release(a.seq);
+  });
+});
