@@ -5,11 +5,12 @@ import { BackendUnavailableError } from '../errors';
 import type { ModelWeights } from '../model/types';
 import { createReferenceBackend } from './reference';
 import { createWebGpuBackend } from './webgpu';
+import { createOnnxBackend } from './onnx';
 import type { Backend, BackendFactory, BackendOptions } from './types';
 
 export type { Backend, BackendFactory, BackendOptions, ForwardResult, MemoryStats, SequenceBatch } from './types';
 
-const factories = new Map<string, BackendFactory>([['reference', createReferenceBackend], ['webgpu', createWebGpuBackend]]);
+const factories = new Map<string, BackendFactory>([['reference', createReferenceBackend], ['webgpu', createWebGpuBackend], ['onnx', createOnnxBackend]]);
 
 /** Adds (or replaces) a backend kind; backends register themselves from their own index. */
 export function registerBackend(kind: string, factory: BackendFactory): void {

@@ -38,7 +38,7 @@ function layoutOf(type: GgmlType) {
  * Dequantizes n elements from `bytes` (starting at its first byte) into out[outOffset...].
  * n must be a whole number of blocks.
  */
-export function dequantize(type: GgmlType, bytes: Uint8Array, n: number, out = new Float32Array(n), outOffset = 0): Float32Array {
+export function dequantize(type: GgmlType, bytes: Uint8Array, n: number, out: Float32Array = new Float32Array(n), outOffset = 0): Float32Array {
   const need = bytesFor(type, n);
   if (bytes.length < need) throw new RangeError(`${GgmlType[type]}: ${n} elements need ${need} bytes, got ${bytes.length}`);
   switch (type) {
@@ -59,7 +59,7 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, n: number, out = n
 }
 
 /** Dequantizes row `row` of a [rows, rowLength] tensor. */
-export function dequantizeRow(type: GgmlType, bytes: Uint8Array, row: number, rowLength: number, out = new Float32Array(rowLength), outOffset = 0): Float32Array {
+export function dequantizeRow(type: GgmlType, bytes: Uint8Array, row: number, rowLength: number, out: Float32Array = new Float32Array(rowLength), outOffset = 0): Float32Array {
   const rowBytes = bytesFor(type, rowLength);
   return dequantize(type, bytes.subarray(row * rowBytes, (row + 1) * rowBytes), rowLength, out, outOffset);
 }
