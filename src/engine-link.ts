@@ -3,17 +3,8 @@
 // CompletionBackend the completion session uses. Never blocks the extension host: everything is
 // asynchronous and the engine runs in its own worker thread (engine/runtime/client).
 
-import type {
-  EngineEvent,
-  EngineRequest,
-  FimInput,
-  MetricsSnapshot,
-  ModelInfo,
-  WarningEvent,
-  ErrorEvent,
-  LoadModelRequest,
-} from '../engine/protocol';
-import { openTransport, type EngineTransport } from './engine-transport';
+import type { EngineEvent, FimInput, MetricsSnapshot, ModelInfo, WarningEvent, ErrorEvent, LoadModelRequest } from '../engine/protocol';
+import { EngineClient } from '../engine/runtime/client';
 import type { CompletionBackend } from './completion/session';
 
 export type EngineState =
@@ -50,23 +41,19 @@ export interface LoadSettings {
 type Listener<T> = (v: T) => void;
 
 export class EngineLink implements CompletionBackend {
-  private transport: EngineTransport | undefined;
+  private client: EngineClient | undefined;
   private readyPromise: Promise<ModelInfo> | undefined;
-  private handlers = new Map<string, (ev: EngineEvent) => void>();
-  private nextId = 1;
   private _state: EngineState = { kind: 'stopped' };
   private stateListeners = new Set<Listener<EngineState>>();
   private metricsListeners = new Set<Listener<MetricsSnapshot>>();
   private warningListeners = new Set<Listener<WarningEvent>>();
-  private log: (line: string) => void;
+  private generation = 0;
 
   constructor(
     private workerPath: string,
     private settings: () => LoadSettings,
-    log: (line: string) => void,
-  ) {
-    this.log = log;
-  }
+    private log: (line: string) => void,
+  ) {}
 
   get state(): EngineState {
     return this._state;
@@ -85,70 +72,72 @@ export class EngineLink implements CompletionBackend {
   /** Start the worker and load the model if not done yet. Rejects with EngineFailure. */
   ensureReady(): Promise<ModelInfo> {
     if (!this.readyPromise) {
-      this.readyPromise = this.startAndLoad();
+      const p = this.startAndLoad();
+      this.readyPromise = p;
       // A failed start may be retried by the next call (e.g. after the user picks a model).
-      this.readyPromise.catch(() => {
-        this.readyPromise = undefined;
+      p.catch(() => {
+        if (this.readyPromise === p) this.readyPromise = undefined;
       });
     }
     return this.readyPromise;
   }
 
-  /** CompletionBackend: one streaming FIM request. */
+  /** CompletionBackend: one streaming FIM request; cancel() sends the protocol cancel. */
   start(
     input: FimInput,
     opts: { maxTokens: number; stop?: string[] },
     sink: Parameters<CompletionBackend['start']>[2],
   ): { cancel(): void } {
-    const id = this.newId('cmp');
     let cancelled = false;
-    let sent = false;
+    let stream: ReturnType<EngineClient['complete']> | undefined;
     this.ensureReady().then(
       () => {
-        if (cancelled) return;
-        this.handlers.set(id, (ev) => {
-          if (ev.type === 'token') {
-            if (ev.text) sink.onText(ev.text);
-            if (ev.done) {
-              this.handlers.delete(id);
-              sink.onDone(ev.finishReason ?? 'stop', ev.timings);
-            }
-          } else if (ev.type === 'error') {
-            this.handlers.delete(id);
-            sink.onError(EngineFailure.from(ev));
-          }
-        });
-        sent = true;
-        this.post({ type: 'complete', id, prompt: { kind: 'fim', fim: input }, maxTokens: opts.maxTokens, stop: opts.stop, priority: 'interactive' });
+        if (cancelled || !this.client) return;
+        stream = this.client.complete(
+          { prompt: { kind: 'fim', fim: input }, maxTokens: opts.maxTokens, stop: opts.stop, priority: 'interactive' },
+          (ev) => {
+            if (ev.text && !cancelled) sink.onText(ev.text);
+          },
+        );
+        stream.result.then(
+          (r) => sink.onDone(r.finishReason, r.timings),
+          (err) => {
+            if (!cancelled) sink.onError(toFailure(err));
+          },
+        );
       },
       (err) => {
-        if (!cancelled) sink.onError(err instanceof Error ? err : new Error(String(err)));
+        if (!cancelled) sink.onError(toFailure(err));
       },
     );
     return {
       cancel: () => {
         if (cancelled) return;
         cancelled = true;
-        if (sent && this.handlers.has(id)) {
-          this.handlers.delete(id);
-          this.post({ type: 'cancel', id });
-        }
+        stream?.cancel();
       },
     };
   }
 
-  /** Ask for a metrics snapshot (no-op when the engine is not running). */
+  /** Ask for a metrics snapshot; listeners get it (no-op when the engine is not running). */
   requestMetrics(): void {
-    if (this._state.kind !== 'ready') return;
-    const id = this.newId('met');
-    this.handlers.set(id, () => this.handlers.delete(id));
-    this.post({ type: 'metrics', id });
+    if (this._state.kind !== 'ready' || !this.client) return;
+    this.client.metrics().then(
+      (m) => {
+        for (const l of this.metricsListeners) l(m);
+      },
+      () => undefined,
+    );
   }
 
-  /** Drop the engine's KV/prefix caches. Resolves when acknowledged (or at once when stopped). */
+  /** Drop the engine's KV/prefix caches (no-op when stopped). */
   async clearCache(): Promise<void> {
-    if (this._state.kind !== 'ready') return;
-    await this.request({ type: 'clearCache', id: this.newId('clr') }, (ev) => ev.type === 'ack');
+    if (this._state.kind !== 'ready' || !this.client) return;
+    try {
+      await this.client.clearCache();
+    } catch (err) {
+      throw toFailure(err);
+    }
   }
 
   async restart(): Promise<ModelInfo> {
@@ -157,19 +146,11 @@ export class EngineLink implements CompletionBackend {
   }
 
   async stop(): Promise<void> {
-    const t = this.transport;
-    this.transport = undefined;
+    this.generation++;
+    const c = this.client;
+    this.client = undefined;
     this.readyPromise = undefined;
-    for (const [id, h] of this.handlers) h({ type: 'error', id, name: 'CancelledError', message: 'engine stopped', hint: 'The engine was stopped; try again.' });
-    this.handlers.clear();
-    if (t) {
-      try {
-        t.post({ type: 'shutdown', id: this.newId('bye') });
-      } catch {
-        // already gone
-      }
-      await t.terminate().catch(() => undefined);
-    }
+    if (c) await c.shutdown(3000).catch(() => undefined);
     this.setState({ kind: 'stopped' });
   }
 
@@ -184,6 +165,7 @@ export class EngineLink implements CompletionBackend {
 
   private async startAndLoad(): Promise<ModelInfo> {
     const s = this.settings();
+    const gen = this.generation;
     if (!s.modelPath) {
       const f = new EngineFailure('NoModelError', 'No model selected.', 'Run "Cachet: Select Model" or set cachet.modelPath to a .gguf file.');
       this.setState({ kind: 'error', error: f });
@@ -192,103 +174,57 @@ export class EngineLink implements CompletionBackend {
     this.setState({ kind: 'starting' });
     const t0 = Date.now();
     try {
-      if (!this.transport) {
+      if (!this.client) {
         this.log(`starting engine worker ${this.workerPath}`);
-        const t = await openTransport(this.workerPath, (ev) => this.dispatch(ev), (err) => this.onTransportDeath(err));
-        this.transport = t;
+        const client = await EngineClient.start({
+          workerPath: this.workerPath,
+          onEvent: (ev) => this.onEngineEvent(ev),
+          onExit: (err) => {
+            if (this.client === client) this.onWorkerDeath(err);
+          },
+        });
+        if (gen !== this.generation) {
+          await client.shutdown(1000).catch(() => undefined);
+          throw new EngineFailure('CancelledError', 'engine restarted', 'The engine was restarted; try again.');
+        }
+        this.client = client;
       }
       this.setState({ kind: 'loading', fraction: 0, what: 'model' });
       this.log(`loading ${s.modelPath} (backend ${s.backend}, context ${s.contextLength}, threads ${s.threads || 'auto'})`);
-      const id = this.newId('load');
-      const ev = await this.request(
-        {
-          type: 'loadModel',
-          id,
-          path: s.modelPath,
-          backend: s.backend,
-          contextLength: s.contextLength,
-          threads: s.threads > 0 ? s.threads : undefined,
-          cacheDir: s.cacheDir,
-        },
-        (e) => e.type === 'ready',
-      );
-      if (ev.type !== 'ready') throw new Error('unexpected answer to loadModel');
-      this.log(`model ready in ${Date.now() - t0} ms: ${ev.model.name} (${ev.model.arch}, ${ev.model.weightType}) on ${ev.model.backend}, context ${ev.model.contextLength}`);
-      this.setState({ kind: 'ready', model: ev.model });
-      return ev.model;
+      const req: Omit<LoadModelRequest, 'type' | 'id'> = { path: s.modelPath, backend: s.backend, contextLength: s.contextLength, cacheDir: s.cacheDir };
+      if (s.threads > 0) req.threads = s.threads;
+      const model = await this.client.loadModel(req, (ev) => {
+        if (gen === this.generation) this.setState({ kind: 'loading', fraction: ev.fraction, what: ev.what });
+      });
+      if (gen !== this.generation) throw new EngineFailure('CancelledError', 'engine restarted', 'The engine was restarted; try again.');
+      this.log(`model ready in ${Date.now() - t0} ms: ${model.name} (${model.arch}, ${model.weightType}, ${model.nLayers} layers) on ${model.backend}, context ${model.contextLength}, load ${model.loadMs.toFixed(0)} ms`);
+      this.setState({ kind: 'ready', model });
+      return model;
     } catch (err) {
-      const f = err instanceof EngineFailure ? err : new EngineFailure('EngineStartError', String((err as Error)?.message ?? err), 'See "Cachet: Show Logs" for details; "Cachet: Restart Engine" retries.');
-      this.log(`engine failed: ${f.name}: ${f.message} (hint: ${f.hint})`);
-      this.setState({ kind: 'error', error: f });
-      if (this.transport) await this.stopTransportOnly();
+      const f = toFailure(err);
+      if (f.errorName !== 'CancelledError') {
+        this.log(`engine failed: ${f.errorName}: ${f.message} (hint: ${f.hint})`);
+        this.setState({ kind: 'error', error: f });
+      }
       throw f;
     }
   }
 
-  private async stopTransportOnly(): Promise<void> {
-    const t = this.transport;
-    this.transport = undefined;
-    await t?.terminate().catch(() => undefined);
-  }
-
-  /** Send `req` and wait for the event that answers it (or its error). */
-  private request(req: EngineRequest, isAnswer: (ev: EngineEvent) => boolean): Promise<EngineEvent> {
-    return new Promise((resolve, reject) => {
-      this.handlers.set(req.id, (ev) => {
-        if (ev.type === 'error') {
-          this.handlers.delete(req.id);
-          reject(EngineFailure.from(ev));
-        } else if (isAnswer(ev)) {
-          this.handlers.delete(req.id);
-          resolve(ev);
-        }
-      });
-      try {
-        this.post(req);
-      } catch (err) {
-        this.handlers.delete(req.id);
-        reject(err);
-      }
-    });
-  }
-
-  private post(req: EngineRequest): void {
-    if (!this.transport) throw new EngineFailure('EngineStoppedError', 'The engine is not running.', 'Run "Cachet: Restart Engine".');
-    this.transport.post(req);
-  }
-
-  private dispatch(ev: EngineEvent): void {
-    switch (ev.type) {
-      case 'progress':
-        if (this._state.kind === 'loading' || this._state.kind === 'starting') this.setState({ kind: 'loading', fraction: ev.fraction, what: ev.what });
-        break;
-      case 'metrics':
-        for (const l of this.metricsListeners) l(ev.snapshot);
-        break;
-      case 'warning':
-        this.log(`warning ${ev.code}: ${ev.message}${ev.hint ? ` (hint: ${ev.hint})` : ''}`);
-        for (const l of this.warningListeners) l(ev);
-        break;
-      case 'error':
-        if (ev.id === undefined || ev.fatal) {
-          this.log(`engine error ${ev.name}: ${ev.message} (hint: ${ev.hint})`);
-          if (ev.fatal) this.onTransportDeath(EngineFailure.from(ev));
-        }
-        break;
-      default:
-        break;
+  private onEngineEvent(ev: EngineEvent): void {
+    if (ev.type === 'metrics') for (const l of this.metricsListeners) l(ev.snapshot);
+    else if (ev.type === 'warning') {
+      this.log(`warning ${ev.code}: ${ev.message}${ev.hint ? ` (hint: ${ev.hint})` : ''}`);
+      for (const l of this.warningListeners) l(ev);
+    } else if (ev.type === 'error') {
+      this.log(`engine error ${ev.name}: ${ev.message} (hint: ${ev.hint})`);
     }
-    if ('id' in ev && ev.id !== undefined) this.handlers.get(ev.id)?.(ev);
   }
 
-  private onTransportDeath(err: Error): void {
-    const f = err instanceof EngineFailure ? err : new EngineFailure('WorkerCrashedError', err.message, 'The engine worker stopped; "Cachet: Restart Engine" starts it again.', true);
-    this.log(`engine worker ended: ${f.message}`);
-    this.transport = undefined;
+  private onWorkerDeath(err: Error): void {
+    const f = new EngineFailure('WorkerCrashedError', `engine worker stopped: ${err.message}`, 'The engine stopped unexpectedly; "Cachet: Restart Engine" starts it again.', true);
+    this.log(f.message);
+    this.client = undefined;
     this.readyPromise = undefined;
-    const pending = [...this.handlers.entries()];
-    this.handlers.clear();
-    for (const [id, h] of pending) h({ type: 'error', id, name: f.errorName, message: f.message, hint: f.hint, fatal: true });
     this.setState({ kind: 'error', error: f });
   }
 
@@ -297,12 +233,20 @@ export class EngineLink implements CompletionBackend {
     for (const l of this.stateListeners) l(s);
   }
 
-  private newId(kind: string): string {
-    return `${kind}-${this.nextId++}`;
-  }
-
   private subscribe<T>(set: Set<Listener<T>>, l: Listener<T>): { dispose(): void } {
     set.add(l);
     return { dispose: () => set.delete(l) };
   }
+}
+
+/** Any thrown value as an EngineFailure (keeps the engine's error name and hint). */
+export function toFailure(err: unknown): EngineFailure {
+  if (err instanceof EngineFailure) return err;
+  const e = err as { engineName?: unknown; name?: unknown; message?: unknown; hint?: unknown; fatal?: unknown } | undefined;
+  if (typeof e === 'object' && e !== null) {
+    const name = typeof e.engineName === 'string' ? e.engineName : typeof e.name === 'string' ? e.name : 'Error';
+    const hint = typeof e.hint === 'string' ? e.hint : 'See "Cachet: Show Logs" for details; "Cachet: Restart Engine" retries.';
+    return new EngineFailure(name, typeof e.message === 'string' ? e.message : String(err), hint, e.fatal === true);
+  }
+  return new EngineFailure('Error', String(err), 'See "Cachet: Show Logs" for details.');
 }

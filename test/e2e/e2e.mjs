@@ -170,6 +170,23 @@ async function ghostText(timeout = 60_000) {
   return nbsp(parts.join('\n'));
 }
 
+/** Cursor position from the status bar ("Ln 15, Col 21"). */
+async function cursor() {
+  const t = nbsp(await page.locator('.statusbar-item', { hasText: /Ln \d+, Col \d+/ }).first().innerText());
+  const m = /Ln (\d+), Col (\d+)/.exec(t);
+  if (!m) throw new Error(`no cursor position in ${t}`);
+  return { line: Number(m[1]), col: Number(m[2]) };
+}
+
+async function cursorMoved(before, timeout = 5000) {
+  for (let t = 0; t < timeout; t += 100) {
+    const now = await cursor();
+    if (now.line !== before.line || now.col !== before.col) return now;
+    await sleep(100);
+  }
+  throw new Error(`cursor stayed at Ln ${before.line}, Col ${before.col}`);
+}
+
 async function editorText() {
   return nbsp(await page.locator('.monaco-editor .view-lines').first().innerText());
 }
@@ -247,41 +264,39 @@ try {
   });
 
   await check('Tab accepts the ghost text into the document', async () => {
-    const ghost = (await ghostText(30_000)).split('\n')[0];
-    const before = await editorText();
+    const ghost = await ghostText(30_000);
+    const first = nbsp(await page.locator('.ghost-text-decoration').first().innerText());
+    const before = await cursor();
     await page.keyboard.press('Tab');
-    await sleep(300);
-    const after = await editorText();
-    const probe = ghost.trim().slice(0, 8);
-    if (after === before) throw new Error('document unchanged');
-    if (probe && !after.includes(probe)) throw new Error(`accepted text ${JSON.stringify(probe)} not in editor`);
+    const after = await cursorMoved(before);
+    if (after.line === before.line && after.col - before.col !== first.length) throw new Error(`cursor moved ${after.col - before.col} columns for ${JSON.stringify(first)}`);
+    if ((await page.locator('.ghost-text-decoration').count()) > 0 && !(await editorText()).includes(first.trim())) throw new Error('ghost text still shown, not in the document');
+    if (first.trim() && !(await editorText()).includes(first.trim())) throw new Error(`accepted text ${JSON.stringify(first)} not in the editor`);
     await shot('accepted');
-    return `accepted ${JSON.stringify(ghost.slice(0, 30))}`;
+    return `accepted ${JSON.stringify(ghost.slice(0, 30))}: Ln ${before.line} Col ${before.col} -> Ln ${after.line} Col ${after.col}`;
   });
 
   await check('accept next word (Ctrl+Right) takes part of the suggestion', async () => {
     await typeAtEnd('value = add(');
     const ghost = await ghostText(60_000);
-    const before = await editorText();
-    await page.keyboard.press('Control+Right');
-    await sleep(300);
-    const after = await editorText();
-    if (after === before) throw new Error('document unchanged');
+    const before = await cursor();
+    await page.keyboard.press('Control+ArrowRight');
+    const after = await cursorMoved(before);
+    const moved = after.line === before.line ? after.col - before.col : Infinity;
+    if (!(moved > 0)) throw new Error(`cursor did not advance: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
     await shot('accept-word');
-    return `ghost ${JSON.stringify(ghost.slice(0, 30))}`;
+    return `ghost ${JSON.stringify(ghost.slice(0, 30))}, took ${moved} characters`;
   });
 
   await check('accept next line (Shift+Tab) takes the first line of the suggestion', async () => {
     await page.keyboard.press('Escape');
     await typeAtEnd('x = ');
     const ghost = await ghostText(60_000);
-    const before = await editorText();
+    const before = await cursor();
     await page.keyboard.press('Shift+Tab');
-    await sleep(300);
-    const after = await editorText();
-    if (after === before) throw new Error('document unchanged');
+    const after = await cursorMoved(before);
     await shot('accept-line');
-    return `ghost ${JSON.stringify(ghost.slice(0, 30))}`;
+    return `ghost ${JSON.stringify(ghost.slice(0, 30))}: Col ${before.col} -> Ln ${after.line} Col ${after.col}`;
   });
 
   for (const c of contributed) {
