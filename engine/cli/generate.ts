@@ -2,8 +2,8 @@
 // (or collected into one JSON object with --json).
 
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { splitAtLineCol, StopRules } from '../context';
+import { relative, resolve, sep } from 'node:path';
+import { chunksToContextFiles, selectContext, splitAtLineCol, StopRules, type ContextChunk } from '../context';
 import { CachetError } from '../errors';
 import type { SamplingParams, Timings } from '../protocol';
 import type { Engine } from './engine-link';
@@ -52,6 +52,8 @@ export interface CompleteReport extends GenerateReport {
   rawText: string;
   /** Why the stop rules ended it, if they did. */
   stopRule: string | undefined;
+  /** Chunks of the --context files chosen for the prompt, in prompt order. */
+  context: { path: string; startLine: number; endLine: number; score: number }[];
 }
 
 export interface CompleteOptions {
@@ -80,13 +82,14 @@ export async function runComplete(engine: Engine, opts: CompleteOptions): Promis
   } catch (err) {
     throw new CachetError(`${opts.file}: ${(err as Error).message}`, 'Lines and columns are 1-based; the column may be one past the last character.');
   }
-  const chunks = (opts.contextFiles ?? []).map((f, i) => ({ filePath: f, text: readFileSync(f, 'utf8'), score: -i }));
+  const context = pickContext(opts.file, text, split.prefix, split.suffix, opts.contextFiles ?? []);
+  const chunks = chunksToContextFiles(context).map((f) => ({ filePath: f.path, text: f.text, score: f.score }));
   const rules = new StopRules({ prefix: split.prefix, suffix: split.suffix, maxLines: opts.maxLines, stopAtBlockEnd: true });
   const ac = new AbortController();
   let raw = '';
   const r = await engine.complete(
     {
-      fim: { prefix: split.prefix, suffix: split.suffix, filePath: basename(opts.file), repoName: opts.repoName, chunks },
+      fim: { prefix: split.prefix, suffix: split.suffix, filePath: repoPath(opts.file), repoName: opts.repoName, chunks },
       maxTokens: opts.n,
       sampling: opts.sampling,
     },
@@ -113,10 +116,30 @@ export async function runComplete(engine: Engine, opts: CompleteOptions): Promis
     rawText: raw,
     text: rules.text,
     stopRule: rules.reason,
+    context: context.map((c) => ({ path: c.path, startLine: c.startLine, endLine: c.endLine, score: c.score })),
     finishReason: rules.reason && r.finishReason === 'cancelled' ? 'stop' : r.finishReason,
     timings: r.timings,
     cache: { promptTokens: r.timings.promptTokens, cachedTokens: r.timings.cachedTokens, prefilledTokens: r.timings.prefillTokens },
   };
+}
+
+/** Path as the prompt shows it: relative to the working directory (the repository root), with '/'. */
+function repoPath(path: string): string {
+  return relative(process.cwd(), resolve(path)).split(sep).join('/');
+}
+
+/** Chunks of the given files most similar to the code around the cursor (Jaccard over identifiers). */
+function pickContext(file: string, text: string, prefix: string, suffix: string, files: string[]): ContextChunk[] {
+  if (files.length === 0) return [];
+  const candidates = files.map((path) => {
+    try {
+      return { path: repoPath(path), text: readFileSync(path, 'utf8'), sources: ['open' as const] };
+    } catch (err) {
+      throw new CachetError(`cannot read context file ${path}`, 'Check the --context paths.', { cause: err });
+    }
+  });
+  const query = prefix.split('\n').slice(-30).join('\n') + suffix.split('\n').slice(0, 10).join('\n');
+  return selectContext({ currentPath: repoPath(file), currentText: text, query, candidates, tokenBudget: 2048 });
 }
 
 export function formatTimings(r: GenerateReport): string {

@@ -30,6 +30,8 @@ export interface FimPrompt {
 export interface ContextFile {
   path: string;
   text: string;
+  /** Retrieval score (higher = more relevant), when known. */
+  score?: number;
 }
 
 export interface FimInput {

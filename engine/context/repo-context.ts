@@ -221,17 +221,19 @@ export function orderForCache(chunks: ContextChunk[]): ContextChunk[] {
   });
 }
 
-/** Chunks as prompt context files, merging line-adjacent chunks of one file. */
+/** Chunks as prompt context files, merging line-adjacent chunks of one file (score: the best). */
 export function chunksToContextFiles(chunks: ContextChunk[]): ContextFile[] {
   const out: ContextFile[] = [];
   let last: ContextChunk | undefined;
   for (const c of chunks) {
     if (last && last.path === c.path && last.endLine + 1 === c.startLine) {
-      out[out.length - 1]!.text += c.text;
+      const merged = out[out.length - 1]!;
+      merged.text += c.text;
+      merged.score = Math.max(merged.score ?? -Infinity, c.score);
       last = { ...c, startLine: last.startLine };
       continue;
     }
-    out.push({ path: c.path, text: c.text });
+    out.push({ path: c.path, text: c.text, score: c.score });
     last = c;
   }
   return out;

@@ -126,6 +126,22 @@ describe('cachet CLI', () => {
     }
   });
 
+  it('complete --context: picks the similar file\'s chunks and puts them in the prompt', () => {
+    const file = join(dir, 'main.py');
+    writeFileSync(file, 'from geometry import area_of_circle\n\nr = 2\nprint(area_of_circle(\n');
+    writeFileSync(join(dir, 'geometry.py'), 'import math\n\ndef area_of_circle(radius):\n    return math.pi * radius ** 2\n');
+    writeFileSync(join(dir, 'colors.py'), 'RED = (255, 0, 0)\nGREEN = (0, 255, 0)\n');
+    const base = ['complete', '--model', model, '--file', 'main.py', '--line', '4', '--col', '20', '--n', '4', '--backend', 'reference'];
+    const without = runJson(base);
+    const withCtx = runJson([...base, '--context', 'geometry.py', '--context', 'colors.py']);
+    expect(without.context).toEqual([]);
+    expect(withCtx.context.map((c: { path: string }) => c.path)).toEqual(['geometry.py']);
+    expect(withCtx.context[0]).toMatchObject({ startLine: 1, endLine: 4 });
+    // The byte vocabulary (one token per byte) has no <|file_sep|>: the chunk goes in as a commented snippet.
+    const added = '# path: geometry.py\nimport math\n\ndef area_of_circle(radius):\n    return math.pi * radius ** 2\n'.length;
+    expect(withCtx.cache.promptTokens - without.cache.promptTokens).toBe(added);
+  });
+
   it('bad model file -> exit 2 with message and hint', () => {
     const bad = join(dir, 'bad.gguf');
     writeFileSync(bad, 'definitely not a gguf file');

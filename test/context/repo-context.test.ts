@@ -101,8 +101,8 @@ describe('selectContext', () => {
       { path: 'a', startLine: 9, endLine: 9, text: 'l9\n', score: 1, sources: ['open'] },
     ]);
     expect(files).toEqual([
-      { path: 'a', text: 'l1\nl2\nl3\nl4\n' },
-      { path: 'a', text: 'l9\n' },
+      { path: 'a', text: 'l1\nl2\nl3\nl4\n', score: 1 },
+      { path: 'a', text: 'l9\n', score: 1 },
     ]);
   });
 });
