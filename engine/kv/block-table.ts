@@ -160,6 +160,50 @@ export class BlockTable {
     return idx.length;
   }
 
+  /**
+   * Keeps only the cells keep[k] (ascending cell indices), moved to positions[k]; drops the rest.
+   * Moved cells are re-rotated (copy-on-write first where shared) and become approximate.
+   */
+  async retain(backend: KvSlotBackend, keep: number[], positions: number[]): Promise<void> {
+    const moved: number[] = [];
+    const deltas: number[] = [];
+    const keepSet = new Set(keep);
+    for (let k = 0; k < keep.length; k++) {
+      const d = positions[k] - this.positions[keep[k]];
+      if (d !== 0) {
+        moved.push(keep[k]);
+        deltas.push(d);
+      }
+    }
+    // Drop first (frees blocks), then copy-on-write what will be rotated.
+    let w = 0;
+    const remap = new Map<number, number>();
+    for (let i = 0; i < this.length; i++) {
+      if (!keepSet.has(i)) {
+        this.dropCell(this.slots[i]);
+        if (!this.exact[i]) this.inexact--;
+        continue;
+      }
+      remap.set(i, w);
+      this.slots[w] = this.slots[i];
+      this.positions[w] = this.positions[i];
+      this.tokens[w] = this.tokens[i];
+      this.exact[w] = this.exact[i];
+      w++;
+    }
+    this.slots.length = this.positions.length = this.tokens.length = this.exact.length = w;
+    if (moved.length === 0) return;
+    const idx = moved.map((i) => remap.get(i)!);
+    await this.makePrivate(backend, idx);
+    const slots = new Int32Array(idx.length);
+    for (let k = 0; k < idx.length; k++) {
+      slots[k] = this.slots[idx[k]];
+      this.positions[idx[k]] += deltas[k];
+      this.setExact(idx[k], false);
+    }
+    await backend.rotateKeys(slots, Int32Array.from(deltas));
+  }
+
   /** A new table sharing this one's cells in [p0, p1) (p1 < 0: to the end); blocks get a reference each. */
   fork(p0 = 0, p1 = -1): BlockTable {
     const hi = p1 < 0 ? Infinity : p1;

@@ -6,6 +6,7 @@
 //                  release(seq); seqRm / seqCp / seqAdd (RoPE shift) / keep  (llama.cpp semantics)
 //                  context(seq), positions(seq), snapshot(), checkInvariants()
 //                  exportSequence(seq) / importSequence(state)  K/V of one sequence via the host
+//                  reuseShifted(seq, prompt, minRun)  llama.cpp --cache-reuse (keep + shift runs)
 //   BlockPool, BlockTable   paged blocks (slot = block*blockSize + offset), ref counts, copy-on-write
 //   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction
 //   HostTier       cold prefix blocks offloaded to host memory

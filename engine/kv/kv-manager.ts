@@ -244,6 +244,53 @@ export class KvManager {
     return s.table.shift(this.backend, p0, p1, delta);
   }
 
+  /**
+   * llama.cpp's --cache-reuse for a sequence that holds an earlier prompt: keeps the longest common
+   * prefix, then walks the old cells and keeps every run of at least minRun tokens that continues
+   * the new prompt, shifting it (RoPE re-rotation) to where it lands; everything else is dropped.
+   * Returns n, the number of leading prompt tokens now in place; prefill prompt[n..] after
+   * context(seq). Shifted runs are approximate (they attended to dropped tokens) and are not
+   * committed to the prefix cache.
+   */
+  async reuseShifted(seq: number, prompt: ArrayLike<number>, minRun: number): Promise<number> {
+    const t = this.get(seq).table;
+    for (let i = 0; i < t.length; i++) {
+      if (t.positions[i] !== i) {
+        throw new CachetError('reuseShifted: the sequence is not laid out at positions 0..n-1', 'Use it on a sequence holding one plain prompt.');
+      }
+    }
+    const cache = t.tokens;
+    const limit = prompt.length - 1; // leave at least one token to compute
+    let nPast = 0;
+    while (nPast < cache.length && nPast < limit && cache[nPast] === prompt[nPast]) nPast++;
+    const keep: number[] = [];
+    const positions: number[] = [];
+    for (let i = 0; i < nPast; i++) {
+      keep.push(i);
+      positions.push(i);
+    }
+    let headC = nPast;
+    let headP = nPast;
+    if (minRun > 0) {
+      while (headC < cache.length && headP < limit) {
+        let n = 0;
+        while (headC + n < cache.length && headP + n < limit && cache[headC + n] === prompt[headP + n]) n++;
+        if (n >= minRun) {
+          for (let k = 0; k < n; k++) {
+            keep.push(headC + k);
+            positions.push(headP + k);
+          }
+          headC += n;
+          headP += n;
+        } else headC++;
+      }
+    }
+    await this.ensureFree(Math.ceil(keep.length / this.blockSize) + 1);
+    await t.retain(this.backend, keep, positions);
+    this.counters.tokensReused += headP;
+    return headP;
+  }
+
   /** Releases every sequence but seq — seq_keep. */
   keep(seq: number): void {
     this.get(seq);

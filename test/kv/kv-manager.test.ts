@@ -279,3 +279,46 @@ describe('KvManager export/import', () => {
     kv.release(a.seq);
   });
 });
+
+describe('KvManager.reuseShifted (llama.cpp --cache-reuse)', () => {
+  it('keeps the common prefix and shifts matching runs of at least minRun tokens', async () => {
+    const { backend, kv } = setup();
+    const [A, Bt, C, D, E] = [prompt(31, 8), prompt(32, 8), prompt(33, 8), prompt(34, 8), prompt(35, 5)];
+    // Old prompt: A B, a 3-token fragment of C, junk, then C D. New prompt: A C D E (B removed).
+    const J = [60, 61, 62, 63, 60];
+    const old = [...A, ...Bt, ...C.slice(0, 3), ...J, ...C, ...D, 1];
+    const first = await prefill(kv, backend, old);
+    kv.commit(first.a.seq); // the old prompt's blocks are shared with the tree from here on
+    const oldLogits = first.logits;
+    const next = [...A, ...C, ...D, ...E];
+    const n = await kv.reuseShifted(first.a.seq, next, 4);
+    // A is the common prefix; the 3-token fragment is shorter than minRun and skipped; C and D are
+    // shifted down by 16 to follow A. E must be computed.
+    expect(n).toBe(24);
+    expect(Array.from(kv.tokens(first.a.seq))).toEqual([...A, ...C, ...D]);
+    expect(Array.from(kv.positions(first.a.seq))).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    const exact = kv.table(first.a.seq).exact;
+    expect(exact.slice(0, 8).every(Boolean)).toBe(true);
+    expect(exact.slice(8).some(Boolean)).toBe(false);
+    // Layer-0 keys of the kept cells are where a fresh run of their tokens at those positions puts them.
+    const ref = new FakeBackend({ kvSlots: 64 });
+    const kept = [...A, ...C, ...D];
+    const idx = Int32Array.from({ length: 24 }, (_, i) => i);
+    await ref.forward([{ tokens: Int32Array.from(kept), positions: idx, context: idx, logits: 'none' }]);
+    const want = await ref.readSlots(idx);
+    const got = await backend.readSlots(kv.context(first.a.seq));
+    const D2 = 2 * backend.kvDim;
+    for (let i = 0; i < 24 * D2; i++) expect(got[i]).toBeCloseTo(want[i], 5);
+    // Then the caller prefills the rest after the kept cells.
+    await kv.append(first.a.seq, E);
+    expect(kv.positions(first.a.seq)[24]).toBe(24);
+    expect(kv.commit(first.a.seq)).toBe(0); // A's blocks were already cached; nothing shifted is added
+    kv.release(first.a.seq);
+    // The tree's copy of the old prompt was copied-on-write, not rotated.
+    const again = await prefill(kv, backend, old);
+    expect(again.a.cachedLength).toBe(40);
+    expect(again.logits).toEqual(oldLogits);
+    kv.release(again.a.seq);
+    kv.checkInvariants();
+  });
+});
