@@ -219,6 +219,8 @@ async function main(): Promise<void> {
       latencyMs: { p50: round(percentile(chatLat, 0.5)), p99: round(percentile(chatLat, 0.99)) },
     },
     engine: {
+      busyFraction: end.scheduler ? round(end.scheduler.forwardMs / (wallS * 1000), 3) : undefined,
+      steps: end.scheduler?.steps,
       requests: end.requests, tokens: end.tokens, kvHitRate: round(end.kv.hitRate, 3), speculative: end.speculative,
     },
     leaks: {
@@ -247,6 +249,7 @@ async function main(): Promise<void> {
     ['chats finished, latency p50 / p99 ms', `${chats.length}, ${result.chat.latencyMs.p50} / ${result.chat.latencyMs.p99}`],
     ['KV slots used at end / cached after clear', `${result.leaks.kvSlotsUsedAtEnd} / ${result.leaks.kvSlotsCachedAfterClear}`],
     ['worker heap first / last / max MB', `${result.memory.heapFirstMB} / ${result.memory.heapLastMB} / ${result.memory.heapMaxMB}`],
+    ['engine busy fraction (time in forward / wall)', String(result.engine.busyFraction)],
     ['errors', String(errors)],
     ['wall s', String(result.wallSeconds)],
   ];

@@ -222,7 +222,7 @@ export interface ProgressEvent {
 export type FinishReason = 'stop' | 'eog' | 'length' | 'cancelled' | 'deadline' | 'error';
 
 export interface Timings {
-  /** Request received -> first token emitted. */
+  /** Request received -> first token emitted; -1 when no token was produced (e.g. cancelled early). */
   ttftMs: number;
   /** Decode speed after the first token. */
   tokensPerSecond: number;
@@ -282,6 +282,15 @@ export interface MetricsSnapshot {
   memory: { weightsBytes: number; kvBytes: number; scratchBytes: number; heapUsedBytes: number; rssBytes: number };
   /** Backend fallbacks and similar notes since start. */
   notes: string[];
+  /** Scheduler internals (added in protocol 1, optional for older engines). */
+  scheduler?: {
+    /** Forward passes run. */
+    steps: number;
+    /** Time inside the backend's forward (busy fraction = forwardMs / uptimeMs). */
+    forwardMs: number;
+    /** Sequences pushed out of KV memory and resumed later. */
+    preempted: number;
+  };
 }
 
 export interface MetricsEvent {

@@ -260,6 +260,7 @@ export class Engine {
       },
       memory: { ...mem, heapUsedBytes: proc.heapUsed, rssBytes: proc.rss },
       notes: this.notes.slice(),
+      scheduler: { steps: s.steps, forwardMs: s.forwardMs, preempted: s.preempted },
     };
   }
 

@@ -94,6 +94,8 @@ export interface SchedulerStats {
   cachedTokens: number;
   generatedTokens: number;
   steps: number;
+  /** Time spent inside Backend.forward (utilization = forwardMs / uptime). */
+  forwardMs: number;
   speculative: { drafted: number; accepted: number; acceptanceRate: number };
   /** Recent times to first token, oldest first (at most 1024). */
   ttftMs: number[];
@@ -196,7 +198,7 @@ export class Scheduler {
 
   private readonly spec = new SpeculativeStats();
   private readonly counters = {
-    completed: 0, cancelled: 0, failed: 0, deadline: 0, preempted: 0,
+    completed: 0, cancelled: 0, failed: 0, deadline: 0, preempted: 0, forwardMs: 0,
     promptTokens: 0, prefilledTokens: 0, cachedTokens: 0, generatedTokens: 0, steps: 0,
   };
   private readonly ttft: number[] = [];
@@ -339,8 +341,10 @@ export class Scheduler {
 
     const batches: SequenceBatch[] = plan.map((p) => this.toBatch(p));
     let results;
+    const tForward = this.now();
     try {
       results = await this.backend.forward(batches);
+      this.counters.forwardMs += this.now() - tForward;
     } catch (err) {
       for (const p of plan) this.dropUncomputed(p.seq);
       await this.failover(err);
