@@ -378,7 +378,7 @@ function collapsedText(ctx: SplitContext): string {
   return ctx.collapsed;
 }
 
-const utf16 = new TextDecoder('utf-16le');
+const utf16 = new TextDecoder('utf-16le', { ignoreBOM: true });
 function decodeUtf16(codes: Uint16Array): string {
   return utf16.decode(codes); // one flat string; building it with += makes slow rope strings
 }

@@ -51,6 +51,13 @@ interface SpecialIndex {
 
 const EMPTY = new Uint8Array(0);
 
+/** Lone surrogates become U+FFFD, as they do on the way to UTF-8 for llama.cpp. */
+function wellFormed(text: string): string {
+  const s = text as string & { isWellFormed?(): boolean; toWellFormed?(): string };
+  if (s.isWellFormed && s.toWellFormed) return s.isWellFormed() ? text : s.toWellFormed();
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
 function isCSpace(ch: number): boolean {
   return ch === 0x20 || (ch >= 0x09 && ch <= 0x0d);
 }
@@ -140,7 +147,8 @@ export class Tokenizer {
     return this.vocab.tokenToId.get(text);
   }
 
-  encode(text: string, opts: EncodeOptions = {}): number[] {
+  encode(input: string, opts: EncodeOptions = {}): number[] {
+    const text = wellFormed(input);
     const addSpecial = opts.addSpecial ?? false;
     const v = this.vocab;
     const out: number[] = [];
@@ -306,12 +314,12 @@ export class Tokenizer {
       bytes.set(p, at);
       at += p.length;
     }
-    return new TextDecoder().decode(bytes);
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
   }
 
   /** A decoder for tokens arriving one by one that never splits a UTF-8 character. */
   createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
     let first = true;
     return {
       push: (id) => {

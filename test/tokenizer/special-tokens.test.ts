@@ -77,3 +77,18 @@ describe.skipIf(!HAVE_VOCABS)('special tokens (fixtures)', () => {
     expect(s.isEog(1)).toBe(false);
   });
 });
+
+describe.skipIf(!HAVE_VOCABS)('text edge cases', () => {
+  it('a lone surrogate is tokenized as U+FFFD (what reaches llama.cpp as UTF-8)', () => {
+    for (const name of ['llama-spm', 'qwen2'] as const) {
+      const tok = loadTokenizer(name);
+      expect(tok.encode('a\ud800b')).toEqual(tok.encode('a\ufffdb'));
+    }
+  });
+  it('decode keeps a leading U+FEFF (TextDecoder would strip it by default)', () => {
+    const tok = loadTokenizer('qwen2');
+    expect(tok.decode(tok.encode('\ufeffx'))).toBe('\ufeffx');
+    const dec = tok.createStreamDecoder();
+    expect(tok.encode('\ufeffx').map((id) => dec.push(id)).join('') + dec.flush()).toBe('\ufeffx');
+  });
+});
