@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeTestModel, type TestModelOptions, type TestQuant } from '../helpers/make-test-model';
-import { getOracle, maxAbsDiff, openOracleModel, referenceContinue } from './helpers';
+import { getOracle, maxAbsDiff, openOracleModel, openReferenceModel } from './helpers';
 
 export const FORMATS: TestQuant[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 
@@ -20,17 +20,26 @@ export const FORMATS: TestQuant[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1
  */
 export const TOLERANCE: Record<TestQuant, number> = {
   F32: 1e-4,
-  F16: 1e-2,
+  F16: 2e-2,
   BF16: 6e-2,
-  Q8_0: 0.3,
-  Q4_0: 0.3,
-  Q4_1: 0.3,
-  Q5_0: 0.3,
-  Q5_1: 0.3,
-  Q4_K: 0.3,
-  Q5_K: 0.3,
-  Q6_K: 0.3,
+  Q8_0: 0.5,
+  Q4_0: 0.5,
+  Q4_1: 0.5,
+  Q5_0: 0.5,
+  Q5_1: 0.5,
+  Q4_K: 0.5,
+  Q5_K: 0.5,
+  Q6_K: 0.5,
 };
+
+/**
+ * For block-quantized formats the logit bound above is loose (a flip cascade through 3 layers
+ * and a 160-token prompt reached 0.33), so the suite also requires that a fair share of all steps
+ * agree to f32 rounding: a real bug in a format's math leaves no step exact, flips leave most.
+ * (F16/BF16 round every activation, so flips happen at almost every step there; their logit
+ * bounds are tight instead.)
+ */
+export const MIN_EXACT_FRACTION = 0.15;
 
 /** starcoder2's GELU rounds its input to f16, so F32 sees the same boundary flips (~5e-4 per flip). */
 export function toleranceFor(arch: string, format: TestQuant): number {
@@ -94,13 +103,16 @@ export function agreementSuite(label: string, base: Omit<TestModelOptions, 'quan
         const path = makeTestModel({ ...base, quant: format });
         // threads: 1 — with 2 threads llama.cpp's spin barriers stall ~100x on this shared 2-core box.
         const oracle = await openOracleModel(llama, path, 512, 1);
+        const reference = await openReferenceModel(path);
         try {
           const distinctAll = new Set<number>();
+          let exactAll = 0;
+          let stepsAll = 0;
           for (const [name, prompt] of Object.entries(prompts)) {
             const want = await oracle.continue(prompt, STEPS);
             // Teacher forcing: the reference consumes llama.cpp's greedy tokens, so all STEPS logit
             // rows are comparable; its own argmax at each step is its greedy choice there.
-            const got = await referenceContinue(path, prompt, STEPS, {}, want.tokens);
+            const got = await reference.continue(prompt, STEPS, want.tokens);
             let diff = 0;
             let exactSteps = 0;
             let argmaxMismatches = 0;
@@ -118,14 +130,20 @@ export function agreementSuite(label: string, base: Omit<TestModelOptions, 'quan
               }
             }
             want.tokens.forEach((t) => distinctAll.add(t));
+            exactAll += exactSteps;
+            stepsAll += STEPS;
             rows.push({ model: label, format, prompt: name, argmaxMismatches, exactSteps, maxLogitDiff: diff, distinct: new Set(want.tokens).size });
             expect.soft(diff, `${format} '${name}' max logit diff`).toBeLessThanOrEqual(tol);
             // F32 weights with an RMSNorm arch have no rounding boundaries at all: every step must be exact.
             if (format === 'F32' && base.arch !== 'starcoder2') expect.soft(exactSteps, `${format} '${name}' steps agreeing within ${EXACT}`).toBe(STEPS);
           }
+          if (format !== 'F16' && format !== 'BF16') {
+            expect(exactAll / stepsAll, `${format}: fraction of steps agreeing within ${EXACT}`).toBeGreaterThanOrEqual(MIN_EXACT_FRACTION);
+          }
           // A model that repeats one token would make the greedy comparison meaningless.
           expect(distinctAll.size, 'distinct greedy tokens over all prompts').toBeGreaterThanOrEqual(12);
         } finally {
+          await reference.dispose();
           await oracle.dispose();
         }
       });

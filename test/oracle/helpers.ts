@@ -99,11 +99,47 @@ export async function openOracleModel(llama: Llama, path: string, contextSize = 
   };
 }
 
-/**
- * The reference backend run the same way: prompt prefill, then one token per step. With `forced`,
- * step s feeds forced[s] instead of its own argmax (teacher forcing: both runs see the same tokens,
- * so every step's logits are comparable even where a near-tie flips the argmax).
- */
+export interface ReferenceModel {
+  /**
+   * The reference backend run like the oracle: prompt prefill, then one token per step. With
+   * `forced`, step s feeds forced[s] instead of its own argmax (teacher forcing: both runs see the
+   * same tokens, so every step's logits are comparable even where a near-tie flips the argmax).
+   */
+  continue(prompt: number[], steps: number, forced?: number[]): Promise<Continuation>;
+  dispose(): Promise<void>;
+}
+
+export async function openReferenceModel(path: string, options: Partial<ReferenceBackendOptions> = {}, kvSlots = 512): Promise<ReferenceModel> {
+  const gguf = openGguf(path);
+  const backend = await createReferenceBackend(loadWeights(gguf), { kvSlots, ...options });
+  return {
+    async continue(prompt, steps, forced) {
+      const logits: Float32Array[] = [];
+      const tokens: number[] = [];
+      let pending = prompt;
+      let past = 0;
+      for (let s = 0; s < steps; s++) {
+        const n = pending.length;
+        const positions = Int32Array.from({ length: n }, (_, i) => past + i);
+        const context = Int32Array.from({ length: past + n }, (_, i) => i);
+        const [res] = await backend.forward([{ tokens: Int32Array.from(pending), positions, context, logits: 'last' }]);
+        const row = res!.logits;
+        logits.push(row);
+        const next = argmax(row);
+        tokens.push(next);
+        past += n;
+        pending = [forced ? forced[s]! : next];
+      }
+      return { logits, tokens };
+    },
+    async dispose() {
+      await backend.dispose();
+      gguf.close();
+    },
+  };
+}
+
+/** One-off openReferenceModel(...).continue(...). */
 export async function referenceContinue(
   path: string,
   prompt: number[],
@@ -111,28 +147,10 @@ export async function referenceContinue(
   options: Partial<ReferenceBackendOptions> = {},
   forced?: number[],
 ): Promise<Continuation> {
-  const gguf = openGguf(path);
+  const m = await openReferenceModel(path, options, prompt.length + steps);
   try {
-    const backend = await createReferenceBackend(loadWeights(gguf), { kvSlots: prompt.length + steps, ...options });
-    const logits: Float32Array[] = [];
-    const tokens: number[] = [];
-    let pending = prompt;
-    let past = 0;
-    for (let s = 0; s < steps; s++) {
-      const n = pending.length;
-      const positions = Int32Array.from({ length: n }, (_, i) => past + i);
-      const context = Int32Array.from({ length: past + n }, (_, i) => i);
-      const [res] = await backend.forward([{ tokens: Int32Array.from(pending), positions, context, logits: 'last' }]);
-      const row = res!.logits;
-      logits.push(row);
-      const next = argmax(row);
-      tokens.push(next);
-      past += n;
-      pending = [forced ? forced[s]! : next];
-    }
-    await backend.dispose();
-    return { logits, tokens };
+    return await m.continue(prompt, steps, forced);
   } finally {
-    gguf.close();
+    await m.dispose();
   }
 }

@@ -192,6 +192,7 @@ export class ReferenceBackend implements Backend {
     const up = new Float32Array(n * F);
     const gate = new Float32Array(n * F);
     const scores = new Float32Array(b.context.length);
+    const acc = new Float64Array(c.headDim);
     this.scratchBytes = (x.length + h.length + q.length + k.length + v.length + attn.length + proj.length + up.length + gate.length + scores.length) * 4;
 
     const kqScale = Math.fround(1 / Math.sqrt(c.headDim));
@@ -226,11 +227,13 @@ export class ReferenceBackend implements Backend {
             scores[j] = dot;
           }
           softmaxScaled(scores, visible, kqScale);
-          for (let d = 0; d < c.headDim; d++) {
-            let sum = 0;
-            for (let j = 0; j < visible; j++) sum += scores[j]! * V[b.context[j]! * kvDim + kvo + d]!;
-            attn[qo + d] = sum;
+          acc.fill(0);
+          for (let j = 0; j < visible; j++) {
+            const p = scores[j]!;
+            const vo = b.context[j]! * kvDim + kvo;
+            for (let d = 0; d < c.headDim; d++) acc[d] += p * V[vo + d]!;
           }
+          for (let d = 0; d < c.headDim; d++) attn[qo + d] = acc[d]!;
         }
       }
       L.o.apply(attn, n, proj);
