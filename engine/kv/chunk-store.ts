@@ -2,7 +2,7 @@
 //
 // File layout (little endian):
 //   "CKVC" | u32 format version | u32 header bytes | header JSON (utf8, padded to 4 bytes)
-//   | tokens i32[nTokens] | kv f32[layers * nTokens * 2 * kvDim]
+//   | tokens i32[nTokens] | kv f32 or f16 [layers * nTokens * 2 * kvDim]
 // The header holds the chunk key, shapes and the sha256 of everything after the header. Files are
 // written to a temp name and renamed, so a crash never leaves a half-written file under the real
 // name. A file that is truncated, fails its checksum, has another format version or belongs to
@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CachetError } from '../errors';
+import { f16ToF32, f32ToF16 } from '../quant/half';
 
 export const CHUNK_FILE_VERSION = 1;
 const MAGIC = 0x43564b43; // "CKVC" read as u32 LE
@@ -56,11 +57,17 @@ export interface ChunkStoreOptions {
   dir: string;
   /** Keep the directory under this many bytes (LRU). */
   budgetBytes: number;
+  /**
+   * On-disk K/V type. 'f16' halves the files and is lossless when the device keeps f16 K/V (the
+   * GPU path); the reference backend's f32 K/V gets rounded. Default 'f32'.
+   */
+  dtype?: 'f32' | 'f16';
 }
 
 export class ChunkStore {
   readonly dir: string;
   readonly budgetBytes: number;
+  readonly dtype: 'f32' | 'f16';
   /** Files found damaged or stale and deleted. */
   discarded = 0;
   evictions = 0;
@@ -68,6 +75,7 @@ export class ChunkStore {
   constructor(options: ChunkStoreOptions) {
     this.dir = options.dir;
     this.budgetBytes = options.budgetBytes;
+    this.dtype = options.dtype ?? 'f32';
     try {
       fs.mkdirSync(this.dir, { recursive: true });
     } catch (e) {
@@ -81,11 +89,19 @@ export class ChunkStore {
 
   /** Writes the entry atomically, then trims the directory to the budget. */
   put(e: ChunkEntry): void {
-    const payload = encodePayload(e);
+    const payload = encodePayload(e, this.dtype);
     if (payload.tokens.byteLength + payload.kv.byteLength > this.budgetBytes) return;
     const sha = createHash('sha256').update(payload.tokens).update(payload.kv).digest('hex');
     const header = Buffer.from(
-      JSON.stringify({ key: normalise(e.key), nTokens: e.tokens.length, basePosition: e.basePosition, layers: e.layers, kvDim: e.kvDim, sha256: sha }),
+      JSON.stringify({
+        key: normalise(e.key),
+        nTokens: e.tokens.length,
+        basePosition: e.basePosition,
+        layers: e.layers,
+        kvDim: e.kvDim,
+        dtype: this.dtype,
+        sha256: sha,
+      }),
       'utf8',
     );
     const padded = Math.ceil(header.length / 4) * 4;
@@ -187,11 +203,14 @@ export class ChunkStore {
   }
 }
 
-function encodePayload(e: ChunkEntry): { tokens: Uint8Array; kv: Uint8Array } {
-  return {
-    tokens: new Uint8Array(e.tokens.buffer, e.tokens.byteOffset, e.tokens.byteLength),
-    kv: new Uint8Array(e.kv.buffer, e.kv.byteOffset, e.kv.byteLength),
-  };
+function encodePayload(e: ChunkEntry, dtype: 'f32' | 'f16'): { tokens: Uint8Array; kv: Uint8Array } {
+  let kv: Uint8Array;
+  if (dtype === 'f16') {
+    const h = new Uint16Array(e.kv.length);
+    for (let i = 0; i < h.length; i++) h[i] = f32ToF16(e.kv[i]);
+    kv = new Uint8Array(h.buffer);
+  } else kv = new Uint8Array(e.kv.buffer, e.kv.byteOffset, e.kv.byteLength);
+  return { tokens: new Uint8Array(e.tokens.buffer, e.tokens.byteOffset, e.tokens.byteLength), kv };
 }
 
 /** Parses and validates a chunk file; undefined when anything is off. */
@@ -200,15 +219,18 @@ function decode(bytes: Buffer, key: ChunkKey): ChunkEntry | undefined {
   if (bytes.readUInt32LE(4) !== CHUNK_FILE_VERSION) return undefined;
   const hlen = bytes.readUInt32LE(8);
   if (12 + hlen > bytes.length) return undefined;
-  let h: { key: ChunkKey; nTokens: number; basePosition: number; layers: number; kvDim: number; sha256: string };
+  let h: { key: ChunkKey; nTokens: number; basePosition: number; layers: number; kvDim: number; dtype?: string; sha256: string };
   try {
     h = JSON.parse(bytes.subarray(12, 12 + hlen).toString('utf8'));
   } catch {
     return undefined;
   }
   if (chunkKeyId(h.key) !== chunkKeyId(key) || JSON.stringify(h.key) !== JSON.stringify(normalise(key))) return undefined;
+  const dtype = h.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16') return undefined;
   const tokBytes = h.nTokens * 4;
-  const kvBytes = h.layers * h.nTokens * 2 * h.kvDim * 4;
+  const nKv = h.layers * h.nTokens * 2 * h.kvDim;
+  const kvBytes = nKv * (dtype === 'f16' ? 2 : 4);
   const body = bytes.subarray(12 + hlen);
   if (!Number.isInteger(tokBytes) || !Number.isInteger(kvBytes) || body.length !== tokBytes + kvBytes) return undefined;
   const sha = createHash('sha256').update(body).digest('hex');
@@ -216,8 +238,12 @@ function decode(bytes: Buffer, key: ChunkKey): ChunkEntry | undefined {
   // Copy out so the arrays are aligned and independent of the read buffer.
   const tokens = new Int32Array(h.nTokens);
   new Uint8Array(tokens.buffer).set(body.subarray(0, tokBytes));
-  const kv = new Float32Array(kvBytes / 4);
-  new Uint8Array(kv.buffer).set(body.subarray(tokBytes));
+  const kv = new Float32Array(nKv);
+  if (dtype === 'f16') {
+    const h16 = new Uint16Array(nKv);
+    new Uint8Array(h16.buffer).set(body.subarray(tokBytes));
+    for (let i = 0; i < nKv; i++) kv[i] = f16ToF32(h16[i]);
+  } else new Uint8Array(kv.buffer).set(body.subarray(tokBytes));
   return { key: h.key, tokens, basePosition: h.basePosition, layers: h.layers, kvDim: h.kvDim, kv };
 }
 

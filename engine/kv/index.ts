@@ -15,6 +15,14 @@
 //                  CacheBlend selective recompute (LayerProbe / createTruncatedProbe)
 //   ChunkStore     disk tier for chunk K/V: versioned, sha256-checked, atomic writes, LRU budget
 //
+// Prompt [P][chunk A][chunk B][query] with A and B from the chunk cache (runtime side):
+//   const a = await kv.acquire([...P, q0]); kv.seqRm(a.seq, P.length);      // P cells (maybe cached)
+//   forward(P.slice(a.cachedLength) ...)                                     // if not all cached
+//   const placed = await chunks.place(a.seq, [await chunks.get(keyA, P, A), ...], 'rotate');
+//   await chunks.blend(a.seq, placed, { ratio: 0.15, probe });               // optional CacheBlend
+//   const qPos = positions from placed.nextPosition; await kv.append(a.seq, query, qPos); forward(...)
+// bench/kv-quality-harness.ts runReuse() is a complete, tested instance of this flow.
+//
 // Backends only see slot indices; this folder never runs a model except where a caller passes a
 // compute backend (chunk encoding, selective recompute).
 

@@ -90,3 +90,24 @@ describe('ChunkStore', () => {
     expect(store.evictions).toBe(1);
   });
 });
+
+describe('ChunkStore f16', () => {
+  it('halves the file and round-trips values already representable in f16 exactly', async () => {
+    const { roundF16 } = await import('../../engine/quant/half');
+    const f32 = new ChunkStore({ dir: path.join(dir, 'a'), budgetBytes: 1 << 20 });
+    const f16 = new ChunkStore({ dir: path.join(dir, 'b'), budgetBytes: 1 << 20, dtype: 'f16' });
+    const e = entry(key('h'), 64, 2, 8);
+    e.kv = e.kv.map((v) => roundF16(v));
+    f32.put(e);
+    f16.put(e);
+    const s32 = fs.statSync(f32.fileFor(e.key)).size;
+    const s16 = fs.statSync(f16.fileFor(e.key)).size;
+    expect(s16 - 64 * 4).toBeLessThan((s32 - 64 * 4) / 2 + 200);
+    expect(f16.get(e.key)!.kv).toEqual(e.kv);
+    // A value that is not an f16 is rounded, not corrupted.
+    const g = entry(key('g'), 4, 1, 2);
+    g.kv[0] = 0.1;
+    f16.put(g);
+    expect(f16.get(g.key)!.kv[0]).toBeCloseTo(0.1, 3);
+  });
+});
