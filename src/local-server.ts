@@ -24,7 +24,7 @@ export class LocalServer {
 
   start(o: ServerOptions): void {
     this.stop();
-    const args = [o.cliPath, 'serve', o.modelPath, '--port', String(o.port), '--host', '127.0.0.1', '--backend', o.backend, '--ctx', String(o.contextLength)];
+    const args = [o.cliPath, 'serve', '--model', o.modelPath, '--port', String(o.port), '--host', '127.0.0.1', '--backend', o.backend, '--ctx', String(o.contextLength)];
     if (o.threads > 0) args.push('--threads', String(o.threads));
     this.log(`starting endpoint: ${args.join(' ')}`);
     // Inside VS Code process.execPath is Electron; ELECTRON_RUN_AS_NODE makes it plain Node.

@@ -60,7 +60,7 @@ done
 [ "${1:-}" = "--setup-only" ] && { echo "[e2e] setup done"; exit 0; }
 
 # 5. Build and package the extension exactly as it ships.
-npm run --silent build
+npm run --silent build >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
 npx vsce package --allow-missing-repository --out "$OUT/cachet.vsix" >"$OUT/vsce.log" 2>&1 \
   || { cat "$OUT/vsce.log"; exit 1; }
 
