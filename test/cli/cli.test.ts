@@ -1,6 +1,6 @@
 // The bundled `cachet` CLI, spawned as users run it, against a generated random-weight model.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
@@ -193,6 +193,15 @@ describe('cachet CLI', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/no default model: nothing matches .*models\/cachet-tiny\*\.gguf/);
     expect(r.stderr).toMatch(/hint: .*--model/);
+  });
+
+  it('demo finds models/cachet-tiny*.gguf under the working directory', () => {
+    const cwd = join(dir, 'proj');
+    mkdirSync(join(cwd, 'models'), { recursive: true });
+    copyFileSync(model, join(cwd, 'models', 'cachet-tiny.test.gguf'));
+    const r = run(['demo', '--backend', 'reference', '--json'], cwd);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).model).toBe(join(cwd, 'models', 'cachet-tiny.test.gguf'));
   });
 
   it('demo --model runs FIM (cold then warm: the prefix cache is reused) and a generation', () => {
