@@ -5,7 +5,7 @@ export { Scheduler } from './scheduler';
 export type { GenerationRequest, GenerationResult, StreamChunk, SchedulerOptions, SchedulerStats, SchedulerTokenizer } from './scheduler';
 export { SimpleKvStore, KvManagerStore } from './kv-store';
 export type { KvStore, KvStats, KvAcquired } from './kv-store';
-export { draftNgram, SpeculativeStats } from './speculative';
+export { draftNgram, simulateSpeculative, SpeculativeStats } from './speculative';
 export { StopStringFilter } from './stop-strings';
 export { argmax, chainSamplerFactory, greedySampler, isGreedy } from './token-sampler';
 export type { TokenSampler, SamplerFactory } from './token-sampler';

@@ -68,3 +68,37 @@ export class SpeculativeStats {
     return this.drafted === 0 ? 0 : this.accepted / this.drafted;
   }
 }
+
+/**
+ * What prompt-lookup drafting would achieve on a known greedy output, step by step exactly as the
+ * scheduler drafts and verifies (history grows by accepted drafts + 1 per step). Lets a bench
+ * measure acceptance from plain greedy runs, and tests check the scheduler against it.
+ */
+export function simulateSpeculative(
+  prompt: ArrayLike<number>,
+  /** The greedy output, ending with the end-of-generation token when that is how it ended. */
+  output: ArrayLike<number>,
+  /** maxTokens: the request's limit (drafts never run past it). */
+  options: NgramDraftOptions & { maxTokens: number; extraSources?: readonly ArrayLike<number>[] },
+): { drafted: number; accepted: number; steps: number } {
+  const history = Array.from(prompt);
+  let drafted = 0;
+  let accepted = 0;
+  let steps = 0;
+  // The first output token comes from the prefill; each later step feeds the pending token.
+  let produced = output.length > 0 ? 1 : 0;
+  if (produced) history.push(output[0]);
+  while (produced < output.length) {
+    const room = Math.min(options.maxDraft, options.maxTokens - produced - 1);
+    const draft = room > 0 ? draftNgram(history, options.extraSources ?? [], { ...options, maxDraft: room }) : [];
+    let ok = 0;
+    while (ok < draft.length && draft[ok] === output[produced + ok]) ok++;
+    drafted += draft.length;
+    accepted += ok;
+    steps++;
+    const advance = ok + 1;
+    for (let i = 0; i < advance; i++) history.push(output[produced + i]);
+    produced += advance;
+  }
+  return { drafted, accepted, steps };
+}

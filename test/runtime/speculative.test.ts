@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SimpleKvStore } from '../../engine/runtime/kv-store';
 import { Scheduler } from '../../engine/runtime/scheduler';
-import { draftNgram } from '../../engine/runtime/speculative';
-import { expectedContinuation, FakeBackend, fakeTokenizer, makeStore, PAGE, range, type StoreKind } from './fakes';
+import { draftNgram, simulateSpeculative } from '../../engine/runtime/speculative';
+import { expectedContinuation, FAKE_EOG, FakeBackend, fakeTokenizer, makeStore, PAGE, range, type StoreKind } from './fakes';
 
 describe('draftNgram', () => {
   it('copies what followed the latest earlier occurrence of the trailing n-gram', () => {
@@ -58,6 +58,27 @@ describe.each<StoreKind>(['simple', 'paged'])('speculative decoding in the sched
       expect(spec.r.tokenIds).toEqual(plain.r.tokenIds);
       expect(spec.r.tokenIds).toHaveLength(maxTokens);
       expect(spec.kv.stats().cached).toBe(align(prompt.length + maxTokens - 1));
+    }
+  });
+
+  it('measures exactly the acceptance that simulateSpeculative predicts from the plain output', async () => {
+    const cases: { prompt: number[]; maxTokens: number; eogAfter?: number }[] = [
+      { prompt: [...range(1, 120), 13, 14, 15], maxTokens: 60 },
+      { prompt: [7, 30, 2, 30, 2, 30, 2, 11, 3], maxTokens: 40 },
+      { prompt: [...range(20, 50), 21, 22], maxTokens: 40, eogAfter: 70 },
+    ];
+    for (const c of cases) {
+      const backend = new FakeBackend(4096);
+      backend.eogAfter = c.eogAfter ?? Infinity;
+      const scheduler = new Scheduler({ backend, kv: makeStore(kind, backend, 4096), tokenizer: fakeTokenizer, contextLength: 2048 });
+      const r = await scheduler.submit({ id: 's', prompt: c.prompt, maxTokens: c.maxTokens, speculative: { maxDraft: 5, ngram: 3 } });
+      const output = r.finishReason === 'eog' ? [...r.tokenIds, FAKE_EOG] : r.tokenIds;
+      if (c.eogAfter) expect(r.finishReason).toBe('eog');
+      const sim = simulateSpeculative(c.prompt, output, { maxDraft: 5, ngram: 3, maxTokens: c.maxTokens });
+      const st = scheduler.stats().speculative;
+      expect({ drafted: st.drafted, accepted: st.accepted }).toEqual({ drafted: sim.drafted, accepted: sim.accepted });
+      // One forward for the prefill plus one per verify step.
+      expect(backend.calls).toHaveLength(1 + sim.steps);
     }
   });
 
