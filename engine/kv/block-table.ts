@@ -110,7 +110,10 @@ export class BlockTable {
     return out;
   }
 
-  /** Removes the cells whose position is in [p0, p1) (p1 < 0: to the end). Returns how many. */
+  /**
+   * Removes the cells whose position is in [p0, p1) (p1 < 0: to the end). Returns how many. Cells
+   * after a removed one attended to it, so they become approximate (a tail cut changes nothing).
+   */
   remove(p0: number, p1: number): number {
     const hi = p1 < 0 ? Infinity : p1;
     let w = 0;
@@ -127,6 +130,10 @@ export class BlockTable {
       this.positions[w] = this.positions[i];
       this.tokens[w] = this.tokens[i];
       this.exact[w] = this.exact[i];
+      if (removed > 0 && this.exact[w]) {
+        this.exact[w] = false;
+        this.inexact++;
+      }
       w++;
     }
     this.slots.length = this.positions.length = this.tokens.length = this.exact.length = w;
@@ -189,6 +196,10 @@ export class BlockTable {
       this.positions[w] = this.positions[i];
       this.tokens[w] = this.tokens[i];
       this.exact[w] = this.exact[i];
+      if (w < i && this.exact[w]) {
+        this.exact[w] = false; // an earlier cell was dropped: it attended to it
+        this.inexact++;
+      }
       w++;
     }
     this.slots.length = this.positions.length = this.tokens.length = this.exact.length = w;
@@ -208,9 +219,13 @@ export class BlockTable {
   fork(p0 = 0, p1 = -1): BlockTable {
     const hi = p1 < 0 ? Infinity : p1;
     const t = new BlockTable(this.pool);
+    let skipped = false;
     for (let i = 0; i < this.length; i++) {
       const p = this.positions[i];
-      if (p < p0 || p >= hi) continue;
+      if (p < p0 || p >= hi) {
+        skipped = true;
+        continue;
+      }
       const b = this.pool.blockOf(this.slots[i]);
       const c = t.held.get(b);
       if (c === undefined) {
@@ -220,8 +235,10 @@ export class BlockTable {
       t.slots.push(this.slots[i]);
       t.positions.push(p);
       t.tokens.push(this.tokens[i]);
-      t.exact.push(this.exact[i]);
-      if (!this.exact[i]) t.inexact++;
+      // A cell whose earlier context was left out is approximate in the copy.
+      const exact = this.exact[i] && !skipped;
+      t.exact.push(exact);
+      if (!exact) t.inexact++;
     }
     return t;
   }
