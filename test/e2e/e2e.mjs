@@ -299,6 +299,32 @@ try {
     return `ghost ${JSON.stringify(ghost.slice(0, 30))}: Col ${before.col} -> Ln ${after.line} Col ${after.col}`;
   });
 
+  await check('the dashboard shows live engine metrics', async () => {
+    await palette('Cachet: Show Dashboard');
+    const frame = page.frameLocator('iframe.webview').frameLocator('iframe');
+    await frame.locator('#reuse dd').first().waitFor({ timeout: 15_000 });
+    await sleep(1500); // one more metrics poll
+    const txt = await frame.locator('body').innerText();
+    await shot('dashboard-metrics');
+    if (!/prefix hit rate/.test(txt) || !/slots used/.test(txt)) throw new Error(txt.slice(0, 200));
+    // After three completions the engine has computed prompt tokens and generated some.
+    const computed = Number((/tokens computed\s*([\d,]+)/.exec(txt)?.[1] ?? '0').replace(/,/g, ''));
+    const generated = Number((/tokens generated\s*([\d,]+)/.exec(txt)?.[1] ?? '0').replace(/,/g, ''));
+    if (!(computed > 0 && generated > 0)) throw new Error(`no engine activity in the dashboard: computed ${computed}, generated ${generated}`);
+    const flat = txt.replace(/\s+/g, ' ');
+    return ['prefix hit rate', 'tokens reused', 'tokens computed', 'KV'].map((k) => new RegExp(`${k} ([\\d.,]+ ?(%|MiB)?)`).exec(flat)?.[0]).filter(Boolean).join(', ');
+  });
+
+  await check('clicking the status bar item toggles completions', async () => {
+    const item = page.locator('.statusbar-item', { hasText: 'Cachet' }).first();
+    await item.click();
+    await page.locator('.statusbar-item', { hasText: 'Cachet: off' }).first().waitFor({ timeout: 5000 });
+    await item.click();
+    await page.locator('.statusbar-item', { hasText: /Cachet: (idle|[\d.]+ tok\/s|cache hit)/ }).first().waitFor({ timeout: 5000 });
+    await clearToasts();
+    return await statusText();
+  });
+
   for (const c of contributed) {
     const title = `${c.category}: ${c.title}`;
     await check(`command "${title}" runs without error`, async () => {
@@ -337,15 +363,6 @@ try {
     });
   }
 
-  await check('the dashboard shows live engine metrics', async () => {
-    await palette('Cachet: Show Dashboard');
-    const frame = page.frameLocator('iframe.webview').frameLocator('iframe');
-    await frame.locator('#reuse dd').first().waitFor({ timeout: 15_000 });
-    const txt = await frame.locator('body').innerText();
-    await shot('dashboard-metrics');
-    if (!/prefix hit rate/.test(txt) || !/slots used/.test(txt)) throw new Error(txt.slice(0, 200));
-    return txt.match(/prefix hit rate\s*([\d.]+%)/)?.[0]?.replace(/\s+/g, ' ');
-  });
 } catch (err) {
   failed++;
   console.log(`FAIL harness: ${err?.stack ?? err}`);
