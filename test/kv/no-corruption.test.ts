@@ -4,6 +4,7 @@
 // depends only on token and position) for every cell.
 import { describe, expect, it } from 'vitest';
 import { KvManager } from '../../engine/kv/kv-manager';
+import { ChunkCache, type LayerProbe } from '../../engine/kv/chunk-cache';
 import { OutOfMemoryError } from '../../engine/errors';
 import { FakeBackend, mulberry32 } from './fake-backend';
 
@@ -44,6 +45,12 @@ describe('K/V content under random operations', () => {
       const be = new FakeBackend({ kvSlots: SLOTS, seed: 9 });
       const kv = new KvManager({ backend: be, kvSlots: SLOTS, blockSize: 4, hostBudgetBytes: seed % 2 ? 1 << 16 : 0 });
       const bases = [0, 1, 2].map((b) => Array.from({ length: 12 }, (_, i) => (b * 13 + i * 7) % 64));
+      const chunks = new ChunkCache({ manager: kv, backend: be, model: 'fake', tokenizer: 'fake', memoryBudgetBytes: 1 << 20 });
+      const probe: LayerProbe = async (tokens, positions, layer) => {
+        const f = await fresh(tokens, positions);
+        const n = tokens.length * 2 * be.kvDim;
+        return f.kv.slice(layer * n, (layer + 1) * n);
+      };
       const live: number[] = [];
       const pick = () => live[Math.floor(rnd() * live.length)];
       const computeTail = async (seq: number, k: number) => {
@@ -94,6 +101,15 @@ describe('K/V content under random operations', () => {
               await kv.append(s, rest);
               await computeTail(s, rest.length);
             }
+          } else if (op < 0.96) {
+            // Reuse a chunk encoded after base 0's first 4 tokens, at the end of a sequence.
+            const s = pick();
+            const prefix = bases[0].slice(0, 4);
+            const c = Array.from({ length: 3 + Math.floor(rnd() * 6) }, (_, i) => (i * 11 + 3) % 64);
+            const entry = await chunks.get(chunks.key(c.join(','), 0, c.length, prefix), prefix, c);
+            const placed = await chunks.place(s, [entry], 'rotate');
+            const r = rnd();
+            if (r < 0.5) await chunks.blend(s, placed, { ratio: r < 0.25 ? 1 : 0.4, probe });
           } else {
             await kv.offloadCold(2);
           }
