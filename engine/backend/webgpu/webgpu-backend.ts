@@ -107,7 +107,7 @@ export class WebGpuBackend implements Backend {
   private kvBytes = 0;
   private scratchBytes = 0;
   private disposed = false;
-  private readonly profile: boolean;
+  private profile: boolean;
   /** Accumulated GPU time per kernel family in ns (profile mode). */
   readonly kernelTimes = new Map<string, { ns: number; count: number }>();
 
@@ -309,20 +309,20 @@ export class WebGpuBackend implements Backend {
     this.scratchBytes = sizes.reduce((a, [, b]) => a + b, 0) + this.logitsRead.size;
   }
 
-  private op(family: KernelFamily, entry: string, wtype: string, g0: Record<number, GPUBuffer>, g1?: Record<number, GPUBuffer>): Op {
+  private op(family: KernelFamily, entry: string, wtype: string, g0: Record<number, GPUBuffer>, g1?: Record<number, GPUBuffer>, label = entry): Op {
     const pipeline = this.pipes.get(family, entry, wtype);
     const groups = [this.pipes.bind(pipeline, 0, g0)];
     if (g1) groups.push(this.pipes.bind(pipeline, 1, g1));
-    return { family: entry === 'matvec' || entry === 'matmul' ? `${entry}` : entry, pipeline, groups };
+    return { family: label, pipeline, groups };
   }
 
   /** y (+)= x W^T (+ b); flags: 1 bias, 2 accumulate. mFixed/xRow0 select rows of x. */
-  private matOp(m: GpuMatrix, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, params?: GPUBuffer): MatOp {
+  private matOp(m: GpuMatrix, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string, params?: GPUBuffer): MatOp {
     const flags = (m.bias ? 1 : 0) | (accumulate ? 2 : 0);
     const p = params ?? uniformFrom(this.device, [m.rows, m.k, m.rowBytes, 0, flags, 0, 0, 0]);
     if (!params) this.allBuffers.push(p);
     const g = { 0: m.buffer, 1: x, 2: y, 3: m.bias ?? this.dummy, 4: p, 5: this.step, 6: this.dummy };
-    return { rows: m.rows, matvec: this.op('matmul', 'matvec', m.wtype, g), matmul: this.op('matmul', 'matmul', m.wtype, g) };
+    return { rows: m.rows, matvec: this.op('matmul', 'matvec', m.wtype, g, undefined, `matvec ${label}`), matmul: this.op('matmul', 'matmul', m.wtype, g, undefined, `matmul ${label}`) };
   }
 
   private normOp(x: GPUBuffer, y: GPUBuffer, w: GPUBuffer, b: GPUBuffer | undefined, params: GPUBuffer): Op {
@@ -350,27 +350,27 @@ export class WebGpuBackend implements Backend {
       const gated = !!L.gate;
       this.ops.push({
         attnNorm: this.normOp(this.x, this.xn, L.attnNorm, L.attnNormBias, normParams),
-        q: this.matOp(L.q, this.xn, this.qb, false),
-        k: this.matOp(L.k, this.xn, this.kb, false),
-        v: this.matOp(L.v, this.xn, this.vb, false),
+        q: this.matOp(L.q, this.xn, this.qb, false, 'qkv'),
+        k: this.matOp(L.k, this.xn, this.kb, false, 'qkv'),
+        v: this.matOp(L.v, this.xn, this.vb, false, 'qkv'),
         ropeQ: this.op('rope', 'rope_q', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQParams, 4: this.dummy, 5: this.dummy, 6: this.ctxBuf }, kv),
         storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
         attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
-        o: this.matOp(L.o, this.attn, this.x, true),
+        o: this.matOp(L.o, this.attn, this.x, true, 'attn_out'),
         ffnNorm: this.normOp(this.x, this.xn, L.ffnNorm, L.ffnNormBias, normParams),
-        gate: gated ? this.matOp(L.gate!, this.xn, this.ffA, false) : undefined,
-        up: this.matOp(L.up, this.xn, gated ? this.ffB : this.ffA, false),
+        gate: gated ? this.matOp(L.gate!, this.xn, this.ffA, false, 'ffn_up') : undefined,
+        up: this.matOp(L.up, this.xn, gated ? this.ffB : this.ffA, false, 'ffn_up'),
         act: this.op('elementwise', gated ? 'swiglu' : 'gelu', 'f32', { 0: this.ffA, 1: this.ffB, 2: ffParams, 3: this.step }),
-        down: this.matOp(L.down, this.ffA, this.x, true),
+        down: this.matOp(L.down, this.ffA, this.x, true, 'ffn_down'),
       });
     }
     // Final norm over all rows (logits 'all') or only the last row (x_row0 = n - 1, m_fixed = 1).
     this.outNormAll = this.normOp(this.x, this.xn, outNorm, outNormBias, normParams);
     this.outNormLast = this.normOp(this.x, this.xn, outNorm, outNormBias, this.headNormParams);
     this.headMatrix = head;
-    this.head = this.matOp(head, this.xn, this.logits, false);
-    this.headLast = this.matOp(head, this.xn, this.logits, false, this.headParamsLast).matvec;
+    this.head = this.matOp(head, this.xn, this.logits, false, 'lm_head');
+    this.headLast = this.matOp(head, this.xn, this.logits, false, 'lm_head', this.headParamsLast).matvec;
     this.argmax = this.op('argmax', 'argmax', 'f32', { 0: this.logits, 1: this.argmaxOut, 2: this.argmaxParams });
   }
 
@@ -667,6 +667,12 @@ export class WebGpuBackend implements Backend {
     }
   }
 
+  /** Time each dispatch from now on (needs timestamp-query); returns whether profiling is on. */
+  setProfiling(on: boolean): boolean {
+    this.profile = on && this.gpu.features.timestamps;
+    return this.profile;
+  }
+
   memory(): MemoryStats {
     return { weightsBytes: this.weightsBytes, kvBytes: this.kvBytes, scratchBytes: this.scratchBytes };
   }
@@ -682,7 +688,7 @@ export class WebGpuBackend implements Backend {
 
 /** BackendFactory for the WebGPU backend; throws BackendUnavailableError when there is no GPU. */
 export async function createWebGpuBackend(weights: ModelWeights, options: WebGpuBackendOptions): Promise<WebGpuBackend> {
-  const gpu = await createGpuDevice({ dawnFlags: options.dawnFlags, allowSubgroups: options.subgroups, timestamps: options.profile });
+  const gpu = await createGpuDevice({ dawnFlags: options.dawnFlags, allowSubgroups: options.subgroups, timestamps: true });
   try {
     const sources = await loadKernelSources();
     const kvF16 = options.kvF16 ?? gpu.features.f16;

@@ -1,0 +1,233 @@
+// WebGPU backend benchmark: decode tok/s at several context lengths, prefill tok/s, the fraction of
+// the memory-bandwidth floor, and GPU time per kernel family (timestamp queries).
+// The model is a random-weight GGUF of a given shape, written once by a streaming writer.
+//
+//   node esbuild bench -> node dist/bench-gpu.js --shape qwen2.5-coder-1.5b --ctx 512,4096,16384
+//   options: --shape tiny|qwen2.5-coder-1.5b  --model PATH  --ctx LIST  --decode N  --profile N
+//            --chunk N (prefill tokens per submit)  --out FILE  --bandwidth BYTES_PER_S
+//            --dawn-flags "a,b" (default: $CACHET_DAWN_FLAGS or the backend's default)
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { GgufBuilder, openGguf } from '../engine/gguf';
+import { loadWeights } from '../engine/model';
+import { GgmlType } from '../engine/quant/types';
+import { f32ToF16 } from '../engine/quant';
+import { createWebGpuBackend, type WebGpuBackend } from '../engine/backend/webgpu';
+
+interface Shape {
+  layers: number;
+  embd: number;
+  heads: number;
+  kvHeads: number;
+  ff: number;
+  vocab: number;
+}
+
+const SHAPES: Record<string, Shape> = {
+  tiny: { layers: 2, embd: 256, heads: 4, kvHeads: 2, ff: 512, vocab: 1024 },
+  'qwen2.5-coder-1.5b': { layers: 28, embd: 1536, heads: 12, kvHeads: 2, ff: 8960, vocab: 151936 },
+};
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : def;
+}
+
+/** xorshift32 bytes: fast enough for 1.6 GB. */
+function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  const u = new Uint32Array(out.buffer, 0, n >> 2);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < u.length; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    u[i] = s;
+  }
+  return out;
+}
+
+/** Random Q8_0 rows: int8 uniform in [-127, 127], per-block scale so weights have std ~ std. */
+function randomQ8(rows: number, k: number, seed: number, std: number): Uint8Array {
+  const blocks = (rows * k) / 32;
+  const b = randomBytes(blocks * 34 + 4, seed).subarray(0, blocks * 34);
+  const d = f32ToF16(std / 73); // uniform int8 has std ~73
+  for (let i = 0; i < blocks; i++) {
+    b[i * 34] = d & 0xff;
+    b[i * 34 + 1] = d >> 8;
+  }
+  return b;
+}
+
+function f32(values: number, fill: number): Uint8Array {
+  return new Uint8Array(new Float32Array(values).fill(fill).buffer);
+}
+
+/** Streams a qwen2-architecture Q8_0 GGUF of the shape to `path` (tensors generated one by one). */
+export function writeBenchModel(path: string, s: Shape): void {
+  const headDim = s.embd / s.heads;
+  const kvDim = s.kvHeads * headDim;
+  const b = new GgufBuilder();
+  b.string('general.architecture', 'qwen2');
+  b.string('general.name', `cachet-bench-${s.layers}x${s.embd}`);
+  b.u32('general.alignment', 32);
+  b.u32('qwen2.context_length', 32768);
+  b.u32('qwen2.embedding_length', s.embd);
+  b.u32('qwen2.block_count', s.layers);
+  b.u32('qwen2.feed_forward_length', s.ff);
+  b.u32('qwen2.attention.head_count', s.heads);
+  b.u32('qwen2.attention.head_count_kv', s.kvHeads);
+  b.f32('qwen2.attention.layer_norm_rms_epsilon', 1e-6);
+  b.f32('qwen2.rope.freq_base', 1000000);
+  let seed = 1;
+  const q8 = (name: string, rows: number, k: number, std: number) => {
+    const sd = seed++;
+    b.tensor(name, GgmlType.Q8_0, [k, rows], () => randomQ8(rows, k, sd, std));
+  };
+  q8('token_embd.weight', s.vocab, s.embd, 0.35);
+  for (let l = 0; l < s.layers; l++) {
+    const p = `blk.${l}.`;
+    b.tensor(`${p}attn_norm.weight`, GgmlType.F32, [s.embd], f32(s.embd, 1));
+    q8(`${p}attn_q.weight`, s.embd, s.embd, 0.02);
+    q8(`${p}attn_k.weight`, kvDim, s.embd, 0.02);
+    q8(`${p}attn_v.weight`, kvDim, s.embd, 0.02);
+    b.tensor(`${p}attn_q.bias`, GgmlType.F32, [s.embd], f32(s.embd, 0.01));
+    b.tensor(`${p}attn_k.bias`, GgmlType.F32, [kvDim], f32(kvDim, 0.01));
+    b.tensor(`${p}attn_v.bias`, GgmlType.F32, [kvDim], f32(kvDim, 0.01));
+    q8(`${p}attn_output.weight`, s.embd, s.embd, 0.02);
+    b.tensor(`${p}ffn_norm.weight`, GgmlType.F32, [s.embd], f32(s.embd, 1));
+    q8(`${p}ffn_gate.weight`, s.ff, s.embd, 0.02);
+    q8(`${p}ffn_up.weight`, s.ff, s.embd, 0.02);
+    q8(`${p}ffn_down.weight`, s.embd, s.ff, 0.02);
+  }
+  b.tensor('output_norm.weight', GgmlType.F32, [s.embd], f32(s.embd, 1));
+  mkdirSync(dirname(path), { recursive: true });
+  b.write(path);
+}
+
+function fmt(n: number, d = 1): string {
+  return n.toFixed(d);
+}
+
+async function main(): Promise<void> {
+  const shapeName = arg('shape', 'tiny');
+  const shape = SHAPES[shapeName];
+  if (!shape) throw new Error(`unknown --shape ${shapeName}; known: ${Object.keys(SHAPES).join(', ')}`);
+  const contexts = arg('ctx', '512,4096,16384').split(',').map(Number);
+  const decodeSteps = Number(arg('decode', '32'));
+  const profileSteps = Number(arg('profile', '4'));
+  const chunk = Number(arg('chunk', '512'));
+  const bandwidth = Number(arg('bandwidth', '3.0e12'));
+  const out = arg('out', '');
+  const flagsArg = arg('dawn-flags', process.env.CACHET_DAWN_FLAGS ?? '');
+  const modelPath = arg('model', `/tmp/cachet-bench-${shapeName}-q8_0.gguf`);
+
+  let t = performance.now();
+  if (!existsSync(modelPath)) {
+    writeBenchModel(modelPath, shape);
+    console.error(`wrote ${modelPath} in ${fmt((performance.now() - t) / 1000, 2)} s`);
+  }
+  const gguf = openGguf(modelPath);
+  const weights = loadWeights(gguf);
+  const maxCtx = Math.max(...contexts);
+  t = performance.now();
+  const backend = (await createWebGpuBackend(weights, {
+    kvSlots: maxCtx + decodeSteps + profileSteps + 8,
+    maxBatchTokens: chunk,
+    dawnFlags: flagsArg ? [flagsArg] : undefined,
+  })) as WebGpuBackend;
+  const loadS = (performance.now() - t) / 1000;
+  const mem = backend.memory();
+  console.error(`loaded on ${backend.gpu.adapterName} in ${fmt(loadS, 2)} s; weights ${fmt(mem.weightsBytes / 2 ** 20)} MiB, KV ${fmt(mem.kvBytes / 2 ** 20)} MiB, kvF16 ${backend.kvF16}, features ${JSON.stringify(backend.gpu.features)}`);
+
+  const c = backend.config;
+  const slots = Int32Array.from({ length: maxCtx + decodeSteps + profileSteps + 8 }, (_, i) => i);
+  const tokenAt = (i: number) => (i * 7919 + 13) % c.vocabSize;
+  const rows: Record<string, unknown>[] = [];
+  const kvBytesPerToken = c.nLayers * 2 * c.nKvHeads * c.headDim * (backend.kvF16 ? 2 : 4);
+
+  for (const ctx of contexts) {
+    const prompt = Int32Array.from({ length: ctx }, (_, i) => tokenAt(i));
+    // warm-up: a short prefill + a decode step compiles nothing new but primes caches
+    await backend.forwardGreedy({ tokens: prompt.subarray(0, 8), positions: Int32Array.from({ length: 8 }, (_, i) => i), context: slots.subarray(0, 8), logits: 'last' });
+    t = performance.now();
+    await backend.forwardGreedy({ tokens: prompt, positions: Int32Array.from({ length: ctx }, (_, i) => i), context: slots.subarray(0, ctx), logits: 'last' });
+    const prefillS = (performance.now() - t) / 1000;
+    let next = tokenAt(ctx);
+    const step = async (pos: number) => {
+      const r = await backend.forwardGreedy({ tokens: Int32Array.of(next), positions: Int32Array.of(pos), context: slots.subarray(0, pos + 1), logits: 'last' });
+      next = r[0]!;
+    };
+    await step(ctx); // warm
+    t = performance.now();
+    for (let s = 1; s <= decodeSteps; s++) await step(ctx + s);
+    const decodeS = (performance.now() - t) / 1000;
+    const decodeTps = decodeSteps / decodeS;
+    // per-family GPU time over a few profiled steps (each dispatch in its own timed pass)
+    backend.kernelTimes.clear();
+    backend.setProfiling(true);
+    for (let s = 1; s <= profileSteps; s++) await step(ctx + decodeSteps + s);
+    backend.setProfiling(false);
+    const families: Record<string, number> = {};
+    let gpuUs = 0;
+    for (const [f, v] of backend.kernelTimes) {
+      families[f] = v.ns / 1000 / Math.max(1, profileSteps);
+      gpuUs += families[f]!;
+    }
+    const bytesPerToken = mem.weightsBytes + kvBytesPerToken * ctx;
+    const floorTps = bandwidth / bytesPerToken;
+    const row = {
+      context: ctx,
+      prefillTokPerS: ctx / prefillS,
+      prefillS,
+      decodeTokPerS: decodeTps,
+      decodeMsPerToken: 1000 / decodeTps,
+      bandwidthFloorTokPerS: floorTps,
+      fractionOfFloor: decodeTps / floorTps,
+      profiledGpuUsPerToken: gpuUs,
+      kernelUsPerToken: families,
+    };
+    rows.push(row);
+    console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)})`);
+  }
+
+  const result = {
+    bench: 'gpu',
+    date: new Date().toISOString(),
+    device: backend.gpu.adapterName,
+    features: backend.gpu.features,
+    shape: shapeName,
+    quant: 'Q8_0',
+    kvF16: backend.kvF16,
+    prefillChunk: chunk,
+    decodeSteps,
+    loadSeconds: loadS,
+    memory: mem,
+    bandwidthAssumed: bandwidth,
+    results: rows,
+  };
+  console.log(JSON.stringify(result, null, 2));
+  // table
+  console.log('\n| context | prefill tok/s | decode tok/s | ms/token | floor tok/s | % of floor |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows as { context: number; prefillTokPerS: number; decodeTokPerS: number; decodeMsPerToken: number; bandwidthFloorTokPerS: number; fractionOfFloor: number }[]) {
+    console.log(`| ${r.context} | ${fmt(r.prefillTokPerS)} | ${fmt(r.decodeTokPerS)} | ${fmt(r.decodeMsPerToken, 2)} | ${fmt(r.bandwidthFloorTokPerS)} | ${fmt(100 * r.fractionOfFloor)} |`);
+  }
+  const fams = new Set(rows.flatMap((r) => Object.keys(r.kernelUsPerToken as object)));
+  console.log(`\n| kernel family (µs/token) | ${rows.map((r) => `ctx ${r.context}`).join(' | ')} |`);
+  console.log(`| --- | ${rows.map(() => '---:').join(' | ')} |`);
+  for (const f of fams) console.log(`| ${f} | ${rows.map((r) => fmt((r.kernelUsPerToken as Record<string, number>)[f] ?? 0)).join(' | ')} |`);
+  if (out) {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  }
+  await backend.dispose();
+  gguf.close();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
