@@ -87,10 +87,22 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
     counters.requests.set(key, (counters.requests.get(key) ?? 0) + 1);
   });
 
+  // Web pages must not drive a loopback server: DNS rebinding shows up as a foreign Host header,
+  // cross-site requests as a foreign Origin (and JSON bodies force a CORS preflight we never grant).
+  if (LOOPBACK.has(options.host ?? '127.0.0.1') && !isLoopbackHost(req.headers.host)) {
+    throw new HttpError(403, `Host header ${JSON.stringify(req.headers.host ?? '')} is not this machine`, 'forbidden_host', 'Connect to 127.0.0.1 or localhost.');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== 'null' && !isLoopbackOrigin(origin) && options.token === undefined) {
+    throw new HttpError(403, `requests from web origin ${origin} are refused`, 'forbidden_origin', 'Call the endpoint from a local program, or start the server with a bearer token.');
+  }
   if (route === '/health' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
   if (options.token !== undefined && !authorized(req, options.token)) {
     res.setHeader('www-authenticate', 'Bearer');
     throw new HttpError(401, 'missing or wrong bearer token', 'invalid_api_key', 'Send "Authorization: Bearer <token>" with the token Cachet was started with.');
+  }
+  if (req.method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    throw new HttpError(415, `content-type must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? '')}`, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
   }
 
   const routes: Record<string, { method: string; run: () => Promise<void> }> = {
@@ -106,6 +118,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
     throw new HttpError(405, `${url.pathname} takes ${r.method}, not ${req.method}`, 'method_not_allowed');
   }
   await r.run();
+}
+
+function hostnameOf(hostHeader: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(hostHeader);
+  if (m) return m[1]!;
+  return hostHeader.replace(/:\d+$/, '');
+}
+
+function isLoopbackHost(hostHeader: string | undefined): boolean {
+  if (!hostHeader) return true; // HTTP/1.0 clients may omit it
+  const h = hostnameOf(hostHeader.toLowerCase());
+  return LOOPBACK.has(h) || h.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    const u = new URL(origin);
+    if (u.protocol === 'vscode-webview:' || u.protocol === 'vscode-file:') return true;
+    return isLoopbackHost(u.host);
+  } catch {
+    return false;
+  }
 }
 
 function authorized(req: IncomingMessage, token: string): boolean {

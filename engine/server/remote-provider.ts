@@ -57,8 +57,9 @@ export class RemoteProvider implements CompletionProvider {
     const ac = new AbortController();
     try {
       const res = await this.request('GET', '/models', undefined, undefined, ac);
-      const body = (await res.json()) as { data?: { id: string; owned_by?: string; context_length?: number }[] };
-      return (body.data ?? []).map((m) => ({ id: m.id, ownedBy: m.owned_by, contextLength: m.context_length }));
+      const body = (await res.json()) as { data?: { id: string; owned_by?: string; context_length?: number; max_model_len?: number }[] };
+      // context_length: Cachet, LM Studio; max_model_len: vLLM.
+      return (body.data ?? []).map((m) => ({ id: m.id, ownedBy: m.owned_by, contextLength: m.context_length ?? m.max_model_len }));
     } catch (err) {
       throw this.mapError(err, undefined, ac, '/models');
     } finally {

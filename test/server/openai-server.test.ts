@@ -114,6 +114,25 @@ describe('OpenAI-compatible server', () => {
     expect((await fetch(url + '/health')).status).toBe(200);
   });
 
+  it('refuses web pages: foreign Host (DNS rebinding), foreign Origin, non-JSON bodies', async () => {
+    const { url, provider } = await start();
+    const port = new URL(url).port;
+    const raw = (headers: Record<string, string>, body?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(url + '/v1/completions', { method: 'POST', headers }, (r) => {
+          r.resume();
+          resolve(r.statusCode!);
+        });
+        req.on('error', reject);
+        req.end(body ?? JSON.stringify({ prompt: 'x' }));
+      });
+    expect(await raw({ host: `evil.example:${port}`, 'content-type': 'application/json' })).toBe(403);
+    expect(await raw({ origin: 'https://evil.example', 'content-type': 'application/json' })).toBe(403);
+    expect(await raw({ 'content-type': 'text/plain' })).toBe(415);
+    expect(await raw({ host: `localhost:${port}`, origin: `http://localhost:${port}`, 'content-type': 'application/json' })).toBe(200);
+    expect(provider.calls).toHaveLength(1);
+  });
+
   it('refuses a non-loopback host without a token', async () => {
     await expect(startServer({ provider: new FakeProvider(), host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
   });
