@@ -20,6 +20,7 @@ const MODES: QualityMode[] = [
   { kind: 'rotate' },
   { kind: 'blend', ratio: 0 },
   { kind: 'blend', ratio: 0.1 },
+  { kind: 'blend', ratio: 0.15 },
   { kind: 'blend', ratio: 0.2 },
   { kind: 'blend', ratio: 0.3 },
   { kind: 'blend', ratio: 1 },
