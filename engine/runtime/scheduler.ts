@@ -328,11 +328,14 @@ export class Scheduler {
     }
     if (this.queued.length === 0 && this.active.length === 0) return;
 
+    await this.admit();
+    // Cancelled while being admitted: nothing of theirs is in flight, end them now.
+    for (const seq of [...this.active]) if (seq.cancelRequested) this.finish(seq, 'cancelled');
+    if (this.queued.length === 0 && this.active.length === 0) return;
+
     let topRank = Infinity;
     for (const seq of this.queued) topRank = Math.min(topRank, seq.rank);
     for (const seq of this.active) topRank = Math.min(topRank, seq.rank);
-    await this.admit();
-
     const plan = await this.plan(topRank);
     if (plan.length === 0) {
       if (this.active.length > 0 || this.queued.length > 0) this.relieveMemory(topRank);

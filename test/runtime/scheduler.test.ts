@@ -166,6 +166,12 @@ describe.each<StoreKind>(['simple', 'paged'])('Scheduler over the %s KV store', 
     expect(rb.tokenIds).toEqual(expectedContinuation([5, 6, 7], 5));
     expect(backend.calls.every((c) => c.batches.every((x) => x.tokens[0] !== 1))).toBe(true);
     expect(inner.stats()).toMatchObject({ used: 0, sequences: 0 });
+    // Alone: the cancelled request ends as cancelled (not as a KV failure) and nothing runs.
+    const callsBefore = backend.calls.length;
+    const alone = await scheduler.submit({ id: 'a', prompt: [1, 9, 9], maxTokens: 5 });
+    expect(alone.finishReason).toBe('cancelled');
+    expect(backend.calls.length).toBe(callsBefore);
+    expect(inner.stats()).toMatchObject({ used: 0, sequences: 0 });
   });
 
   it('returns the partial output when the deadline passes', async () => {
