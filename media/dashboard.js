@@ -35,7 +35,8 @@
         ['worker heap', mib(m.memory.heapUsedBytes)],
         ['process RSS', mib(m.memory.rssBytes)],
       ]);
-      const used = m.kv.slotsTotal ? m.kv.slotsUsed / m.kv.slotsTotal : 0;
+      // The bar counts slots held by live sequences and by the prefix cache (reusable KV).
+      const used = m.kv.slotsTotal ? Math.min(1, (m.kv.slotsUsed + m.kv.slotsCached) / m.kv.slotsTotal) : 0;
       document.getElementById('kv-bar').style.width = pct(used);
       fill('kv', [
         ['slots used', `${num(m.kv.slotsUsed)} / ${num(m.kv.slotsTotal)}`],
