@@ -43,9 +43,6 @@ export function assembleFim(tokenizer: PromptTokenizer, input: FimRequestInput, 
   }
   const prefix = prefixWindow(input.prefix, options.prefixLines ?? 256);
   const suffix = suffixWindow(input.suffix, options.suffixLines ?? 64);
-  // Chunks come in any order; the stable order for the prompt is the caller's, priority by score.
-  const chunks = [...(input.chunks ?? [])];
-  const byPriority = [...chunks].sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
   const countTokens = (text: string) => tokenizer.encode(text, { addSpecial: false, parseSpecial: false }).length;
   const prompt = buildFimPrompt(
     format,
@@ -54,20 +51,11 @@ export function assembleFim(tokenizer: PromptTokenizer, input: FimRequestInput, 
       repoName: input.repoName,
       prefix,
       suffix,
-      context: byPriority.map((c) => ({ path: c.filePath, text: c.text })),
+      // The caller's order is kept (stable for caches); the budget drops the lowest scores first.
+      context: (input.chunks ?? []).map((c) => ({ path: c.filePath, text: c.text, score: c.score })),
     },
     { budget: options.budget, countTokens, cursorLineInMiddle: options.cursorLineInMiddle ?? true },
   );
-  // Put surviving context back into the caller's order (stable for caches).
-  const order = new Map(chunks.map((c, i) => [c.filePath + '\u0000' + c.text, i]));
-  const ctx = prompt.segments.filter((s) => s.kind === 'context');
-  const keyed = ctx.map((s) => {
-    const found = byPriority.find((c) => s.key.startsWith(`ctx:${c.filePath}:`) && s.parts.some((p) => p.text.includes(c.text)));
-    return { s, i: found ? order.get(found.filePath + '\u0000' + found.text) ?? 0 : 0 };
-  });
-  keyed.sort((a, b) => a.i - b.i);
-  let k = 0;
-  prompt.segments = prompt.segments.map((s) => (s.kind === 'context' ? keyed[k++]!.s : s));
   return {
     format,
     prompt,

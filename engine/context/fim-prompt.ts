@@ -41,7 +41,10 @@ export interface FimInput {
   path: string;
   prefix: string;
   suffix: string;
-  /** Context in priority order (most important first); emitted in this same order. */
+  /**
+   * Context, emitted in this order (keep it stable for caches). Over budget, the lowest `score`
+   * goes first; without scores, the last entries go first.
+   */
   context?: ContextFile[];
 }
 
@@ -77,19 +80,22 @@ export function buildFimPrompt(format: FimFormat, input: FimInput, options: Buil
   }
   const suffix = truncateSuffix(input.suffix, budget.suffixTokens, count);
 
-  const chunks: { path: string; segment: PromptSegment }[] = [];
-  for (const file of input.context ?? []) {
-    chunks.push({ path: file.path, segment: contextSegment(format, file) });
+  const all = (input.context ?? []).map((file, index) => {
+    const segment = contextSegment(format, file);
+    return { file, index, segment, tokens: count(segmentText(segment)) };
+  });
+  // Drop whole chunks, least relevant first, until the context fits: a partial chunk would change
+  // its text, and with it every token after it.
+  const dropOrder = [...all].sort((a, b) => (a.file.score ?? -a.index) - (b.file.score ?? -b.index) || b.index - a.index);
+  const dropped = new Set<number>();
+  let used = all.reduce((n, c) => n + c.tokens, 0);
+  for (const c of dropOrder) {
+    if (used <= budget.contextTokens) break;
+    dropped.add(c.index);
+    used -= c.tokens;
   }
-  // Drop whole chunks from the end (lowest priority) until the context fits: partial chunks
-  // would change text, and with it every token after them.
-  const droppedContext: string[] = [];
-  let used = chunks.reduce((n, c) => n + count(segmentText(c.segment)), 0);
-  while (chunks.length > 0 && used > budget.contextTokens) {
-    const last = chunks.pop()!;
-    used -= count(segmentText(last.segment));
-    droppedContext.unshift(last.path);
-  }
+  const chunks = all.filter((c) => !dropped.has(c.index));
+  const droppedContext = dropOrder.filter((c) => dropped.has(c.index)).map((c) => c.file.path);
 
   const segments: PromptSegment[] = [];
   const marker = (role: FimRole): PromptPart => ({ role, text: format.marker[role] ?? '' });

@@ -108,8 +108,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   const routes: Record<string, { method: string; run: () => Promise<void> }> = {
     '/v1/models': { method: 'GET', run: () => models(res, options) },
     '/metrics': { method: 'GET', run: () => metrics(res, options, counters) },
-    '/v1/completions': { method: 'POST', run: async () => completions(req, res, await readJson(req, options), options, counters) },
-    '/v1/chat/completions': { method: 'POST', run: async () => chat(req, res, await readJson(req, options), options, counters) },
+    '/v1/completions': { method: 'POST', run: async () => completions(res, await readJson(req, options), options, counters) },
+    '/v1/chat/completions': { method: 'POST', run: async () => chat(res, await readJson(req, options), options, counters) },
   };
   const r = routes[route];
   if (!r) throw new HttpError(404, `no route ${req.method} ${url.pathname}`, 'not_found', 'Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /metrics, GET /health.');
@@ -215,8 +215,7 @@ function sampling(body: Record<string, unknown>, defaultMax: number): SamplingOp
   if (typeof stop === 'string') stops = [stop];
   else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) stops = stop as string[];
   else if (stop !== undefined && stop !== null) throw new HttpError(400, 'stop must be a string or an array of strings', 'invalid_request_error');
-  const n = optNumber(body, 'n', 1, 1);
-  void n;
+  optNumber(body, 'n', 1, 1); // one choice per request
   return {
     maxTokens: optNumber(body, 'max_completion_tokens', 0, 1 << 20) ?? optNumber(body, 'max_tokens', 0, 1 << 20) ?? defaultMax,
     temperature: optNumber(body, 'temperature', 0, 2),
@@ -250,8 +249,7 @@ async function modelName(body: Record<string, unknown>, options: ServerOptions):
   return options.modelId ?? (await options.provider.models())[0]?.id ?? 'cachet';
 }
 
-async function completions(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, options: ServerOptions, counters: ServerCounters): Promise<void> {
-  void req;
+async function completions(res: ServerResponse, body: Record<string, unknown>, options: ServerOptions, counters: ServerCounters): Promise<void> {
   let prompt = body.prompt;
   if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === 'string') prompt = prompt[0];
   if (typeof prompt !== 'string') throw new HttpError(400, 'prompt must be a string (token-id and batched prompts are not supported)', 'invalid_request_error');
@@ -286,8 +284,7 @@ async function completions(req: IncomingMessage, res: ServerResponse, body: Reco
   }
 }
 
-async function chat(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, options: ServerOptions, counters: ServerCounters): Promise<void> {
-  void req;
+async function chat(res: ServerResponse, body: Record<string, unknown>, options: ServerOptions, counters: ServerCounters): Promise<void> {
   const messages = body.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new HttpError(400, 'messages must be a non-empty array', 'invalid_request_error');
   const turns: ChatTurn[] = messages.map((m, i) => {
