@@ -1,0 +1,146 @@
+// The inline provider with a minimal stand-in for the `vscode` module: what it sends to the
+// session (windows, path, language), when it stays silent, errors, and the re-trigger once the
+// whole completion is ready after a first-line answer.
+import { describe, expect, it, vi } from 'vitest';
+
+const executed: string[] = [];
+const editorState: { active: unknown } = { active: undefined };
+vi.mock('vscode', () => {
+  class Position {
+    constructor(readonly line: number, readonly character: number) {}
+    isEqual(o: Position) {
+      return o.line === this.line && o.character === this.character;
+    }
+  }
+  class Range {
+    constructor(readonly start: Position, readonly end: Position) {}
+  }
+  class InlineCompletionItem {
+    command?: unknown;
+    constructor(readonly insertText: string, readonly range: Range) {}
+  }
+  return {
+    Position,
+    Range,
+    InlineCompletionItem,
+    window: {
+      get activeTextEditor() {
+        return editorState.active;
+      },
+    },
+    workspace: {
+      getWorkspaceFolder: () => ({ name: 'proj' }),
+      asRelativePath: () => 'src/a.py',
+    },
+    commands: {
+      executeCommand: (id: string) => {
+        executed.push(id);
+        return Promise.resolve();
+      },
+    },
+  };
+});
+
+const vscode = await import('vscode');
+const { CachetInlineProvider } = await import('../../src/completion/provider');
+const { CompletionSession } = await import('../../src/completion/session');
+import type { CompletionBackend } from '../../src/completion/session';
+import type { FimInput } from '../../engine/protocol';
+import type { CachetSettings } from '../../src/config';
+
+const settings: CachetSettings = {
+  modelPath: '', backend: 'auto', contextLength: 8192, threads: 0,
+  completion: { enabled: true, disabledLanguages: ['markdown'], debounceMs: 0, maxTokens: 32, maxLines: 5, contextTokens: 1000 },
+  server: { enabled: false, port: 8012 }, remote: { url: '', model: '' },
+};
+
+function doc(text: string, languageId = 'python') {
+  return {
+    uri: { toString: () => 'file:///proj/src/a.py', fsPath: '/proj/src/a.py' },
+    languageId,
+    version: 1,
+    getText: () => text,
+    offsetAt: (p: { line: number; character: number }) => {
+      const lines = text.split('\n');
+      let o = 0;
+      for (let i = 0; i < p.line; i++) o += lines[i].length + 1;
+      return o + p.character;
+    },
+  };
+}
+
+class Backend implements CompletionBackend {
+  inputs: FimInput[] = [];
+  script: string[] = [];
+  fail?: Error;
+  start(input: FimInput, _o: unknown, sink: Parameters<CompletionBackend['start']>[2]) {
+    this.inputs.push(input);
+    setTimeout(() => {
+      if (this.fail) return sink.onError(this.fail);
+      for (const t of this.script) sink.onText(t);
+      sink.onDone('eog');
+    }, 0);
+    return { cancel() {} };
+  }
+}
+
+const token = { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) };
+const ctx = { triggerKind: 0, selectedCompletionInfo: undefined };
+
+describe('CachetInlineProvider', () => {
+  it('sends prefix, suffix, relative path, language and repo name; answers with the completion at the cursor', async () => {
+    const be = new Backend();
+    be.script = ['a + b', '\n'];
+    const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: () => undefined });
+    const d = doc('def add(a, b):\n    return \n\nprint(1)\n');
+    const pos = new vscode.Position(1, 11);
+    const items = (await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string; range: { start: unknown } }[];
+    expect(be.inputs[0]).toEqual({ prefix: 'def add(a, b):\n    return ', suffix: '\n\nprint(1)\n', filePath: 'src/a.py', languageId: 'python', repoName: 'proj' });
+    expect(items).toHaveLength(1);
+    expect(items[0].insertText).toBe('a + b');
+    expect(items[0].range.start).toBe(pos);
+  });
+
+  it('stays silent when off, for disabled languages and while the suggest widget has a selection', async () => {
+    const be = new Backend();
+    be.script = ['x'];
+    const session = new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true });
+    const pos = new vscode.Position(0, 4);
+    let on = false;
+    const p = new CachetInlineProvider(session, { settings: () => settings, enabled: () => on, onError: () => undefined });
+    expect(await p.provideInlineCompletionItems(doc('x = ') as never, pos as never, ctx as never, token as never)).toBeUndefined();
+    on = true;
+    expect(await p.provideInlineCompletionItems(doc('x = ', 'markdown') as never, pos as never, ctx as never, token as never)).toBeUndefined();
+    expect(await p.provideInlineCompletionItems(doc('x = ') as never, pos as never, { ...ctx, selectedCompletionInfo: {} } as never, token as never)).toBeUndefined();
+    expect(be.inputs).toHaveLength(0);
+  });
+
+  it('hands engine errors to onError and shows nothing', async () => {
+    const be = new Backend();
+    be.fail = new Error('model file not found');
+    const errors: unknown[] = [];
+    const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: (e) => errors.push(e) });
+    const r = await p.provideInlineCompletionItems(doc('x = ') as never, new vscode.Position(0, 4) as never, ctx as never, token as never);
+    expect(r).toBeUndefined();
+    expect((errors[0] as Error).message).toBe('model file not found');
+  });
+
+  it('re-triggers inline suggestions when the full completion is longer than the first line shown', async () => {
+    executed.length = 0;
+    const d = doc('def f(x):\n');
+    const pos = new vscode.Position(0, 9);
+    editorState.active = { document: d, selection: { active: pos }, options: { tabSize: 4 } };
+    const be = new Backend();
+    be.script = ['\n    y = x', '\n    return y\n'];
+    const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: () => undefined });
+    const items = (await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[];
+    expect(items[0].insertText).toBe('\n    y = x');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(executed).toEqual(['editor.action.inlineSuggest.trigger']);
+    // The re-query is served from the cache with the whole completion.
+    const again = (await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[];
+    expect(again[0].insertText).toBe('\n    y = x\n    return y');
+    expect(be.inputs).toHaveLength(1);
+    editorState.active = undefined;
+  });
+});
