@@ -3,6 +3,7 @@
 // (leftmost on ties) is merged until no pair has a rank. Results are cached per word, since code
 // repeats the same identifiers and indentation runs over and over.
 
+import { PairHeap } from './pair-heap';
 import { BYTE_TO_UNICODE, utf8Bytes } from './unicode';
 
 export interface BpeOptions {
@@ -12,56 +13,6 @@ export interface BpeOptions {
   merges: readonly string[];
   /** Emit a word that is itself a token without merging (llama3-style `ignore_merges`). */
   ignoreMerges: boolean;
-}
-
-interface Bigram {
-  rank: number;
-  left: number;
-  right: number;
-  // Stale check: left + right text length (string path) or the right symbol's id (id path).
-  check: number;
-}
-
-/** Min-heap on (rank, left): the order in which llama.cpp's priority queue pops bigrams. */
-class BigramHeap {
-  private items: Bigram[] = [];
-  get size(): number {
-    return this.items.length;
-  }
-  private static less(a: Bigram, b: Bigram): boolean {
-    return a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
-  }
-  push(b: Bigram): void {
-    const items = this.items;
-    let i = items.length;
-    items.push(b);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!BigramHeap.less(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-  pop(): Bigram {
-    const items = this.items;
-    const top = items[0]!;
-    const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && BigramHeap.less(items[l]!, items[m]!)) m = l;
-        if (r < items.length && BigramHeap.less(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 /** Open-addressing hash from a token-id pair to its merge rank (faster than string keys). */
@@ -114,6 +65,7 @@ export class BpeModel {
   private readonly pairs: PairTable | undefined;
   private readonly mergeResult: Int32Array | undefined;
   private readonly byteIds: Int32Array | undefined;
+  private readonly heap = new PairHeap(); // reused word after word
 
   constructor(opts: BpeOptions) {
     this.tokenToId = opts.tokenToId;
@@ -205,21 +157,24 @@ export class BpeModel {
       next[i] = i + 1 < n ? i + 1 : -1;
     }
     if (n > 1) {
-      const heap = new BigramHeap();
+      const heap = this.heap;
+      heap.clear();
+      // The check value is the right symbol's id; with the rank it pins down the pair.
       const addBigram = (left: number, right: number) => {
         if (left < 0 || right < 0) return;
         const rank = pairs.get(ids[left]!, ids[right]!);
-        if (rank >= 0) heap.push({ rank, left, right, check: ids[right]! });
+        if (rank >= 0) heap.push(rank, left, right, ids[right]!);
       };
       for (let i = 1; i < n; i++) addBigram(i - 1, i);
       while (heap.size > 0) {
-        const bg = heap.pop();
-        const l = bg.left;
-        const r = bg.right;
+        heap.pop();
+        const rank = heap.topKey;
+        const l = heap.topLeft;
+        const r = heap.topRight;
         // Stale when the right symbol was merged away or either side changed since queued
         // (a rank names exactly one pair, so an unchanged rank means an unchanged left side).
-        if (ids[r] === -1 || next[l] !== r || ids[r] !== bg.check || pairs.get(ids[l]!, ids[r]!) !== bg.rank) continue;
-        ids[l] = mergeResult[bg.rank]!;
+        if (ids[r] === -1 || next[l] !== r || ids[r] !== heap.topCheck || pairs.get(ids[l]!, ids[r]!) !== rank) continue;
+        ids[l] = mergeResult[rank]!;
         ids[r] = -1;
         next[l] = next[r]!;
         if (next[r]! >= 0) prev[next[r]!] = l;
@@ -252,21 +207,22 @@ export class BpeModel {
       prev[i] = i - 1;
       next[i] = i + 1 < n ? i + 1 : -1;
     }
-    const heap = new BigramHeap();
+    const heap = new PairHeap();
+    // The check value is the pair's text length; sides only grow, so a change shows.
     const addBigram = (left: number, right: number) => {
       if (left < 0 || right < 0) return;
       const a = text.substr(start[left]!, len[left]!);
       const b = text.substr(start[right]!, len[right]!);
       const rank = this.ranks.get(a + ' ' + b);
-      if (rank !== undefined) heap.push({ rank, left, right, check: len[left]! + len[right]! });
+      if (rank !== undefined) heap.push(rank, left, right, len[left]! + len[right]!);
     };
     for (let i = 1; i < n; i++) addBigram(i - 1, i);
     while (heap.size > 0) {
-      const bg = heap.pop();
-      const l = bg.left;
-      const r = bg.right;
+      heap.pop();
+      const l = heap.topLeft;
+      const r = heap.topRight;
       // Skip stale bigrams: a side was merged away or grew since this pair was queued.
-      if (len[l] === 0 || len[r] === 0 || next[l] !== r || len[l]! + len[r]! !== bg.check) continue;
+      if (len[l] === 0 || len[r] === 0 || next[l] !== r || len[l]! + len[r]! !== heap.topCheck) continue;
       len[l] = len[l]! + len[r]!;
       len[r] = 0;
       next[l] = next[r]!;

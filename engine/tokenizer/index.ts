@@ -7,7 +7,7 @@ export type { VocabSpec, FimTokens, MetadataSource } from './vocab';
 export { preTokenizerFor, createPreTokenizer } from './pre-tokenize';
 export type { PreTokenizerInfo } from './pre-tokenize';
 export { BpeModel } from './bpe';
-export { spmTokenize } from './spm';
+export { spmTokenize, SpmModel } from './spm';
 export { BYTE_TO_UNICODE, UNICODE_TO_BYTE, codepointFlags } from './unicode';
 export { renderChat, renderBuiltin, renderChatFor, chatFamilyFor, ChatTemplateError } from './chat-template';
 export type { ChatMessage, ChatFamily, RenderChatOptions, ChatTokenizer } from './chat-template';

@@ -3,54 +3,7 @@
 // score (leftmost on ties), then emit each final piece as its token or, when it is not one, as
 // byte-fallback tokens <0xXX>.
 
-interface SpmBigram {
-  score: number;
-  left: number;
-  right: number;
-  size: number;
-}
-
-/** Max-heap on score, then min on left: llama.cpp's llm_bigram_spm comparator. */
-class SpmHeap {
-  private items: SpmBigram[] = [];
-  get size(): number {
-    return this.items.length;
-  }
-  private static before(a: SpmBigram, b: SpmBigram): boolean {
-    return a.score > b.score || (a.score === b.score && a.left < b.left);
-  }
-  push(b: SpmBigram): void {
-    const items = this.items;
-    let i = items.length;
-    items.push(b);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!SpmHeap.before(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-  pop(): SpmBigram {
-    const items = this.items;
-    const top = items[0]!;
-    const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && SpmHeap.before(items[l]!, items[m]!)) m = l;
-        if (r < items.length && SpmHeap.before(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+import { PairHeap } from './pair-heap';
 
 export interface SpmVocab {
   tokenToId: Map<string, number>;
@@ -79,19 +32,21 @@ export function spmTokenize(text: string, vocab: SpmVocab, out: number[]): void 
     prev[i] = i - 1;
     next[i] = i + 1 < n ? i + 1 : -1;
   }
-  const heap = new SpmHeap();
+  // Highest score first: the heap pops the smallest key, so the key is -score.
+  const heap = new PairHeap();
   const tryAdd = (left: number, right: number) => {
     if (left < 0 || right < 0) return;
     const id = vocab.tokenToId.get(text.substr(start[left]!, len[left]! + len[right]!));
     if (id === undefined) return;
-    heap.push({ score: vocab.scores[id] ?? 0, left, right, size: len[left]! + len[right]! });
+    heap.push(-(vocab.scores[id] ?? 0), left, right, len[left]! + len[right]!);
   };
   for (let i = 1; i < n; i++) tryAdd(i - 1, i);
   while (heap.size > 0) {
-    const bg = heap.pop();
-    const l = bg.left;
-    const r = bg.right;
-    if (len[l] === 0 || len[r] === 0 || len[l]! + len[r]! !== bg.size) continue;
+    heap.pop();
+    const l = heap.topLeft;
+    const r = heap.topRight;
+    // Stale: a side was merged away or grew since queued (lengths only grow).
+    if (len[l] === 0 || len[r] === 0 || len[l]! + len[r]! !== heap.topCheck) continue;
     len[l] = len[l]! + len[r]!;
     len[r] = 0;
     next[l] = next[r]!;
@@ -111,6 +66,48 @@ export function spmTokenize(text: string, vocab: SpmVocab, out: number[]): void 
     for (const b of encoder.encode(piece)) {
       const byteId = vocab.byteToken(b);
       if (byteId !== undefined) out.push(byteId);
+    }
+  }
+}
+
+/**
+ * SentencePiece over long text, in independent pieces with a cache. When no token has U+2581 after
+ * its first character (other than runs of U+2581 alone), no merge can join a character to a
+ * following U+2581, so the text can be cut before every U+2581 that follows another character:
+ * each piece merges exactly as it would inside the whole text, and repeated words hit the cache.
+ * Otherwise the whole text is one piece, as in llama.cpp.
+ */
+export class SpmModel {
+  private readonly vocab: SpmVocab;
+  private readonly splittable: boolean;
+  private readonly cache = new Map<string, readonly number[]>();
+  private static readonly CACHE_LIMIT = 200_000;
+
+  constructor(vocab: SpmVocab & { tokens: readonly string[] }) {
+    this.vocab = vocab;
+    this.splittable = vocab.tokens.every((t) => t.indexOf('\u2581', 1) < 0 || /^\u2581+$/.test(t));
+  }
+
+  /** Appends the tokens of `text` (spaces already escaped to U+2581). */
+  encode(text: string, out: number[]): void {
+    if (!this.splittable) {
+      spmTokenize(text, this.vocab, out);
+      return;
+    }
+    let start = 0;
+    for (let i = 1; i <= text.length; i++) {
+      if (i < text.length && !(text.charCodeAt(i) === 0x2581 && text.charCodeAt(i - 1) !== 0x2581)) continue;
+      const piece = text.slice(start, i);
+      let ids = this.cache.get(piece);
+      if (ids === undefined) {
+        const fresh: number[] = [];
+        spmTokenize(piece, this.vocab, fresh);
+        if (this.cache.size >= SpmModel.CACHE_LIMIT) this.cache.clear();
+        this.cache.set(piece, fresh);
+        ids = fresh;
+      }
+      for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+      start = i;
     }
   }
 }

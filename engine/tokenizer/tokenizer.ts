@@ -4,7 +4,7 @@
 import type { GgufFile } from '../gguf';
 import { BpeModel } from './bpe';
 import { createPreTokenizer, preTokenizerFor } from './pre-tokenize';
-import { spmTokenize } from './spm';
+import { SpmModel } from './spm';
 import { UNICODE_TO_BYTE, utf8Bytes } from './unicode';
 import {
   ATTR_BYTE,
@@ -65,6 +65,7 @@ function isCSpace(ch: number): boolean {
 export class Tokenizer {
   readonly vocab: Vocab;
   private readonly bpe: BpeModel | undefined;
+  private readonly spm: SpmModel | undefined;
   private readonly preTokenize: ((text: string) => string[]) | undefined;
   private readonly pieces: (Uint8Array | undefined)[];
 
@@ -74,6 +75,8 @@ export class Tokenizer {
       const info = pre ?? preTokenizerFor(vocab.pre);
       this.preTokenize = createPreTokenizer(info.regexes);
       this.bpe = new BpeModel({ tokenToId: vocab.tokenToId, merges: vocab.merges, ignoreMerges: info.ignoreMerges });
+    } else {
+      this.spm = new SpmModel(vocab);
     }
     this.pieces = new Array(vocab.tokens.length);
   }
@@ -163,7 +166,7 @@ export class Tokenizer {
           continue;
         }
         const withPrefix = v.addSpacePrefix && prevSpecial ? ' ' + f : f;
-        spmTokenize(withPrefix.replaceAll(' ', '\u2581'), v, out);
+        this.spm!.encode(withPrefix.replaceAll(' ', '\u2581'), out);
         prevSpecial = false;
       }
     } else {

@@ -6,11 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { ModelNotSupportedError } from '../../engine/errors';
 import {
   BpeModel,
+  SpmModel,
   Tokenizer,
   TokenType,
   TokenizerLoadError,
   createPreTokenizer,
   preTokenizerFor,
+  spmTokenize,
   vocabSpecFromMetadata,
   type VocabSpec,
 } from '../../engine/tokenizer';
@@ -137,4 +139,27 @@ describe.skipIf(!HAVE_VOCABS)('BPE id path and string path agree', () => {
       }
     });
   }
+});
+
+describe.skipIf(!HAVE_VOCABS)('SentencePiece in pieces equals SentencePiece over the whole text', () => {
+  for (const name of ['llama-spm', 'phi-3'] as const) {
+    it(name, () => {
+      const tok = loadTokenizer(name);
+      const model = new SpmModel(tok.vocab);
+      const text = (' ' + loadVectors(name).map((v) => v.text).join('\n') + readFileSync(resolve(__dirname, '../../node_modules/typescript/lib/lib.es5.d.ts'), 'utf8').slice(0, 6_000)).replaceAll(' ', '\u2581');
+      const whole: number[] = [];
+      spmTokenize(text, tok.vocab, whole);
+      const pieces: number[] = [];
+      model.encode(text, pieces);
+      expect(pieces).toEqual(whole);
+    });
+  }
+
+  it('a vocabulary with a token like "a▁b" is not cut', () => {
+    const tokens = ['<unk>', '▁', 'a', 'b', 'a▁', 'a▁b'];
+    const vocab = { tokens, tokenToId: new Map(tokens.map((t, i) => [t, i])), scores: [0, -1, -1, -1, -2, -1], byteToken: () => undefined };
+    const out: number[] = [];
+    new SpmModel(vocab).encode('a▁b', out);
+    expect(out).toEqual([5]);
+  });
 });
