@@ -11,5 +11,6 @@ import elementwise from './elementwise.wgsl';
 import attention from './attention.wgsl';
 import argmax from './argmax.wgsl';
 import kv from './kv.wgsl';
+import matvecFused from './matvec-fused.wgsl';
 
-export const KERNEL_SOURCES = { reduce, dequant, 'kv-access': kvAccess, matmul, norm, rope, elementwise, attention, argmax, kv };
+export const KERNEL_SOURCES = { reduce, dequant, 'kv-access': kvAccess, matmul, norm, rope, elementwise, attention, argmax, kv, 'matvec-fused': matvecFused };

@@ -38,6 +38,13 @@ fn w4_q8_0(row: u32, k: u32) -> vec4<f32> {
   return half(rd16(blk)) * i8x4(rd32(blk + 2u + (k & 31u)));
 }
 
+// q8r: Q8_0 repacked at upload: the matrix's int8 quants as words (row = row_index * K bytes),
+// then one f32 scale per 32 weights from word p.scale_off.
+fn w4_q8r(row: u32, k: u32) -> vec4<f32> {
+  let e = row + k;
+  return bitcast<f32>(W[p.scale_off + e / 32u]) * i8x4(W[e >> 2u]);
+}
+
 // block_q4_0 { f16 d; u8 qs[16]; } 18 bytes; element j < 16 is the low nibble of qs[j],
 // element j >= 16 the high nibble of qs[j - 16]; value = d * (q - 8)
 fn w4_q4_0(row: u32, k: u32) -> vec4<f32> {

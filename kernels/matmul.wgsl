@@ -9,7 +9,8 @@ struct MatParams {
   m_fixed: u32,    // rows of X; 0 = the step's token count
   flags: u32,      // 1: add bias, 2: accumulate into Y (fused residual add)
   x_row0: u32,     // first row of X to read (e.g. the last token for the LM head)
-  pad0: u32, pad1: u32,
+  scale_off: u32,  // q8r only: word offset of the scales
+  pad1: u32,
 }
 struct Step { n_tokens: u32, n_past: u32, n_ctx: u32, pad: u32 }
 

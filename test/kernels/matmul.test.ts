@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dequantize, quantize } from '../../engine/quant';
 import { bytesFor, GgmlType } from '../../engine/quant/types';
-import { KERNEL_WEIGHT_TYPES, type Pipelines } from '../../engine/backend/webgpu/pipelines';
+import { KERNEL_WEIGHT_TYPES, Pipelines } from '../../engine/backend/webgpu/pipelines';
 import { grid } from '../../engine/backend/webgpu/buffers';
 import { buf, openHarness, randoms, readF32, relError, run, uni, type Harness } from './gpu-harness';
 
@@ -27,10 +27,16 @@ const FORMATS: [GgmlType, number][] = [
   [GgmlType.Q6_K, 256],
 ];
 
-function weights(type: GgmlType, n: number, k: number, seed: number): { bytes: Uint8Array; f32: Float32Array } {
+/** GPU-side weights: file blocks, or Q8_0 repacked as 'q8r' (how the backend uploads Q8_0). */
+function weights(type: GgmlType, n: number, k: number, seed: number, repack = false) {
   const w = randoms(n * k, seed);
   const bytes = quantize(type, w);
-  return { bytes, f32: dequantize(type, bytes, n * k) };
+  const f32 = dequantize(type, bytes, n * k);
+  if (repack) {
+    const r = Pipelines.repackQ8_0(bytes, n, k);
+    return { bytes: r.data, f32, wtype: 'q8r', rowBytes: k, scaleOff: r.scaleWordOffset };
+  }
+  return { bytes, f32, wtype: KERNEL_WEIGHT_TYPES[type]!, rowBytes: bytesFor(type, k), scaleOff: 0 };
 }
 
 function reference(wf: Float32Array, x: Float32Array, m: number, n: number, k: number, bias?: Float32Array, acc?: Float32Array): Float64Array {
@@ -44,13 +50,12 @@ function reference(wf: Float32Array, x: Float32Array, m: number, n: number, k: n
   return y;
 }
 
-async function runMat(pipes: Pipelines, entry: 'matvec' | 'matmul', type: GgmlType, n: number, k: number, m: number, withBiasAcc: boolean) {
+async function runMat(pipes: Pipelines, entry: 'matvec' | 'matmul', type: GgmlType, n: number, k: number, m: number, withBiasAcc: boolean, repack = false) {
   const H = h!;
-  const { bytes, f32 } = weights(type, n, k, 1000 + type * 7 + n);
+  const { bytes, f32, wtype, rowBytes, scaleOff } = weights(type, n, k, 1000 + type * 7 + n, repack);
   const x = randoms(m * k, 77 + k);
   const bias = withBiasAcc ? randoms(n, 5) : undefined;
   const prev = withBiasAcc ? randoms(m * n, 6) : undefined;
-  const wtype = KERNEL_WEIGHT_TYPES[type]!;
   const p = pipes.get('matmul', entry, wtype);
   const Y = buf(H, prev ?? new Float32Array(m * n));
   const group = pipes.bind(p, 0, {
@@ -58,7 +63,7 @@ async function runMat(pipes: Pipelines, entry: 'matvec' | 'matmul', type: GgmlTy
     1: buf(H, x),
     2: Y,
     3: buf(H, bias ?? new Float32Array(1)),
-    4: uni(H, [n, k, bytesFor(type, k), 0, withBiasAcc ? 3 : 0, 0]),
+    4: uni(H, [n, k, rowBytes, 0, withBiasAcc ? 3 : 0, 0, scaleOff]),
     5: uni(H, [m, 0, 0, 0]),
     6: buf(H, new Uint32Array(1)),
   });
@@ -87,15 +92,21 @@ describe('matmul kernels', () => {
     });
   }
 
+  test('q8r (repacked Q8_0): matvec and matmul', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runMat(h.pipes, 'matvec', GgmlType.Q8_0, 37, 96, 2, true, true)).toBeLessThan(2e-5);
+    expect(await runMat(h.pipes, 'matmul', GgmlType.Q8_0, 45, 96, 33, true, true)).toBeLessThan(2e-5);
+  });
+
   test('get_rows dequantizes embedding rows for every format', async (ctx) => {
     if (!h) return ctx.skip(skip);
-    for (const [type, k] of FORMATS) {
+    for (const [type, k, repack] of [...FORMATS, [GgmlType.Q8_0, 64, true] as const]) {
       const n = 11;
-      const { bytes, f32 } = weights(type, n, k, 9 + type);
+      const { bytes, f32, wtype, rowBytes, scaleOff } = weights(type, n, k, 9 + type, !!repack);
       const tokens = new Uint32Array([3, 0, 10, 3, 7]);
-      const p = h.pipes.get('matmul', 'get_rows', KERNEL_WEIGHT_TYPES[type]!);
+      const p = h.pipes.get('matmul', 'get_rows', wtype);
       const Y = buf(h, new Float32Array(tokens.length * k));
-      const g = h.pipes.bind(p, 0, { 0: buf(h, bytes), 1: buf(h, new Float32Array(4)), 2: Y, 3: buf(h, new Float32Array(1)), 4: uni(h, [n, k, bytesFor(type, k), 0, 0, 0]), 5: uni(h, [tokens.length, 0, 0, 0]), 6: buf(h, tokens) });
+      const g = h.pipes.bind(p, 0, { 0: buf(h, bytes), 1: buf(h, new Float32Array(4)), 2: Y, 3: buf(h, new Float32Array(1)), 4: uni(h, [n, k, rowBytes, 0, 0, 0, scaleOff]), 5: uni(h, [tokens.length, 0, 0, 0]), 6: buf(h, tokens) });
       await run(h, p, [g], tokens.length);
       const got = await readF32(h, Y, tokens.length * k);
       const want = new Float32Array(tokens.length * k);

@@ -3,6 +3,7 @@
 // ($WG), subgroups and f16 KV (//#if SUBGROUPS, //#if KV_F16).
 
 import { GgmlType } from '../../quant/types';
+import { f16ToF32 } from '../../quant';
 import { BackendUnavailableError } from '../../errors';
 import type { GpuContext } from './device';
 import { preprocess, type KernelFile, type KernelSources } from './kernel-sources';
@@ -11,7 +12,7 @@ import { preprocess, type KernelFile, type KernelSources } from './kernel-source
 export const KERNEL_WEIGHT_TYPES: Partial<Record<GgmlType, string>> = {
   [GgmlType.F32]: 'f32',
   [GgmlType.F16]: 'f16',
-  [GgmlType.Q8_0]: 'q8_0',
+  [GgmlType.Q8_0]: 'q8_0', // the backend uploads Q8_0 as 'q8r' (see repackQ8_0); 'q8_0' reads file blocks
   [GgmlType.Q4_0]: 'q4_0',
   [GgmlType.Q4_K]: 'q4_k',
   [GgmlType.Q6_K]: 'q6_k',
@@ -26,7 +27,11 @@ const FAMILY_FILES: Record<string, KernelFile[]> = {
   attention: ['reduce', 'kv-access', 'attention'],
   argmax: ['argmax'],
   kv: ['kv-access', 'kv'],
+  'matvec-fused': ['reduce', 'matvec-fused'],
 };
+
+// Workgroup size ($WG) per family where it differs from the default.
+const FAMILY_WG: Record<string, number> = { 'matvec-fused': 256 };
 
 export type KernelFamily = keyof typeof FAMILY_FILES;
 
@@ -38,6 +43,20 @@ export interface PipelineOptions {
 export class Pipelines {
   private readonly cache = new Map<string, GPUComputePipeline>();
   readonly wg = 64;
+
+  /** Repacks Q8_0 blocks into the 'q8r' layout: int8 quants first, then f32 scales. */
+  static repackQ8_0(blocks: Uint8Array, rows: number, k: number): { data: Uint8Array; scaleWordOffset: number } {
+    const nb = (rows * k) / 32;
+    const qsBytes = rows * k;
+    const out = new Uint8Array(Math.ceil((qsBytes + nb * 4) / 16) * 16);
+    const scales = new Float32Array(out.buffer, qsBytes, nb);
+    const dv = new DataView(blocks.buffer, blocks.byteOffset, blocks.byteLength);
+    for (let b = 0; b < nb; b++) {
+      scales[b] = f16ToF32(dv.getUint16(b * 34, true));
+      out.set(blocks.subarray(b * 34 + 2, b * 34 + 34), b * 32);
+    }
+    return { data: out, scaleWordOffset: qsBytes / 4 };
+  }
 
   constructor(
     readonly gpu: GpuContext,
@@ -51,7 +70,7 @@ export class Pipelines {
 
   /** The WGSL text of a family variant (exposed for tests and debugging). */
   source(family: KernelFamily, wtype = 'f32'): string {
-    const defines = { WG: this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
+    const defines = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
     const body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
     const header = this.options.subgroups ? 'enable subgroups;\n' : '';
     return header + preprocess(body, defines);

@@ -35,6 +35,8 @@ interface GpuMatrix {
   rows: number;
   k: number;
   rowBytes: number;
+  /** q8r: word offset of the f32 scales after the quants. */
+  scaleOff: number;
   bias?: GPUBuffer;
 }
 
@@ -83,6 +85,8 @@ interface LayerOps {
   up: MatOp;
   act: Op;
   down: MatOp;
+  /** Decode-time fused q8r ops (see kernels/matvec-fused.wgsl), when every matrix is Q8_0. */
+  fused?: { qkv: Op; o: Op; gateUp?: Op; down: Op; norm: boolean };
 }
 
 const MATVEC_MAX_TOKENS = 2;
@@ -108,6 +112,10 @@ export class WebGpuBackend implements Backend {
   private scratchBytes = 0;
   private disposed = false;
   private profile: boolean;
+  /** Use the fused q8r decode kernels where the model allows (off: the generic kernels only). */
+  useFused = true;
+  /** Host time spent encoding the last step's commands (the per-token CPU cost of WebGPU). */
+  encodeMs = 0;
   /** Accumulated GPU time per kernel family in ns (profile mode). */
   readonly kernelTimes = new Map<string, { ns: number; count: number }>();
 
@@ -145,6 +153,9 @@ export class WebGpuBackend implements Backend {
   private argmax!: Op;
   private argmaxParams!: GPUBuffer;
   private headMatrix!: GpuMatrix;
+  private headFused: Op | undefined;
+  private headFusedParams!: GPUBuffer;
+  private dummyRw2!: GPUBuffer;
 
   constructor(gpu: GpuContext, pipes: Pipelines, config: ModelConfig, options: WebGpuBackendOptions) {
     this.gpu = gpu;
@@ -253,6 +264,12 @@ export class WebGpuBackend implements Backend {
     if (k % 4 !== 0) throw new ModelNotSupportedError(`${t.name}: rows of ${k} elements (not a multiple of 4)`, 'Use the CPU backend for this model.');
     let type = t.type;
     let data: Uint8Array = t.data.subarray(0, bytesFor(t.type, k * rows));
+    if (type === GgmlType.Q8_0) {
+      // aligned int8 words + f32 scales: 4-byte loads for the kernels instead of 2-byte pieces
+      const r = Pipelines.repackQ8_0(data, rows, k);
+      this.weightsBytes += r.data.byteLength;
+      return { buffer: this.upload(r.data, t.name), wtype: 'q8r', rows, k, rowBytes: k, scaleOff: r.scaleWordOffset };
+    }
     if (!(type in KERNEL_WEIGHT_TYPES)) {
       const f = dequantize(type, data, k * rows);
       const h = new Uint16Array(f.length);
@@ -261,7 +278,7 @@ export class WebGpuBackend implements Backend {
       type = GgmlType.F16;
     }
     this.weightsBytes += data.byteLength;
-    return { buffer: this.upload(data, t.name), wtype: KERNEL_WEIGHT_TYPES[type]!, rows, k, rowBytes: bytesFor(type, k) };
+    return { buffer: this.upload(data, t.name), wtype: KERNEL_WEIGHT_TYPES[type]!, rows, k, rowBytes: bytesFor(type, k), scaleOff: 0 };
   }
 
   private allocScratch(): void {
@@ -305,6 +322,9 @@ export class WebGpuBackend implements Backend {
     this.argmaxParams = uniformFrom(this.device, [c.vocabSize, 0, 0, 0]);
     this.dummy = mk('dummy', 16);
     this.dummyRw = mk('dummy_rw', 16);
+    this.dummyRw2 = mk('dummy_rw2', 16);
+    this.headFusedParams = emptyBuffer(this.device, 48, 'head_fused_params', BufferUsage.UNIFORM | BufferUsage.COPY_DST);
+    this.allBuffers.push(this.headFusedParams);
     this.allBuffers.push(this.step, this.attnParams, this.headNormParams, this.headParamsLast, this.argmaxParams);
     this.scratchBytes = sizes.reduce((a, [, b]) => a + b, 0) + this.logitsRead.size;
   }
@@ -319,7 +339,7 @@ export class WebGpuBackend implements Backend {
   /** y (+)= x W^T (+ b); flags: 1 bias, 2 accumulate. mFixed/xRow0 select rows of x. */
   private matOp(m: GpuMatrix, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string, params?: GPUBuffer): MatOp {
     const flags = (m.bias ? 1 : 0) | (accumulate ? 2 : 0);
-    const p = params ?? uniformFrom(this.device, [m.rows, m.k, m.rowBytes, 0, flags, 0, 0, 0]);
+    const p = params ?? uniformFrom(this.device, [m.rows, m.k, m.rowBytes, 0, flags, 0, m.scaleOff, 0]);
     if (!params) this.allBuffers.push(p);
     const g = { 0: m.buffer, 1: x, 2: y, 3: m.bias ?? this.dummy, 4: p, 5: this.step, 6: this.dummy };
     return { rows: m.rows, matvec: this.op('matmul', 'matvec', m.wtype, g, undefined, `matvec ${label}`), matmul: this.op('matmul', 'matmul', m.wtype, g, undefined, `matmul ${label}`) };
@@ -328,6 +348,43 @@ export class WebGpuBackend implements Backend {
   private normOp(x: GPUBuffer, y: GPUBuffer, w: GPUBuffer, b: GPUBuffer | undefined, params: GPUBuffer): Op {
     const entry = this.config.norm.type === 'rms' ? 'rms_norm' : 'layer_norm';
     return this.op('norm', entry, 'f32', { 0: x, 1: y, 2: w, 3: b ?? this.dummy, 4: params, 5: this.step });
+  }
+
+  /**
+   * One fused-matvec dispatch over up to three q8r matrices (see kernels/matvec-fused.wgsl).
+   * flags: 1 rms-norm x with normW, 2 swiglu, 4 accumulate into ys[0].
+   */
+  private fusedOp(mats: GpuMatrix[], x: GPUBuffer, normW: GPUBuffer | undefined, ys: GPUBuffer[], flags: number, label: string, params?: GPUBuffer): Op {
+    const c = this.config;
+    const swiglu = (flags & 2) !== 0;
+    const bias = mats.map((m, i) => (m.bias ? 8 << i : 0)).reduce((a, b) => a | b, 0);
+    const n = [0, 1, 2].map((i) => (mats[i] && !(swiglu && i === 1) ? mats[i]!.rows : 0));
+    const p = params ?? uniformFrom(this.device, [n[0]!, n[1]!, n[2]!, mats[0]!.k, mats[0]!.scaleOff, mats[1]?.scaleOff ?? 0, mats[2]?.scaleOff ?? 0, flags | bias, c.norm.eps, 0], [8]);
+    if (!params) this.allBuffers.push(p);
+    const w = (i: number) => mats[i]?.buffer ?? this.dummy;
+    const y = (i: number) => ys[i] ?? (i === 1 ? this.dummyRw : this.dummyRw2);
+    return this.op('matvec-fused', 'matvec_q8', 'f32', {
+      0: w(0), 1: w(1), 2: w(2), 3: x, 4: normW ?? this.dummy,
+      5: ys[0]!, 6: y(1), 7: y(2),
+      8: mats[0]?.bias ?? this.dummy, 9: mats[1]?.bias ?? this.dummy, 10: mats[2]?.bias ?? this.dummy, 11: p,
+    }, undefined, `fused ${label}`);
+  }
+
+  private fusedLayerOps(L: LayerBuffers): LayerOps['fused'] {
+    const all = [L.q, L.k, L.v, L.o, L.up, L.down, ...(L.gate ? [L.gate] : [])];
+    if (!all.every((m) => m.wtype === 'q8r')) return undefined;
+    // The RMS norm folds into the matvec prologue; LayerNorm keeps its own dispatch.
+    const norm = this.config.norm.type === 'rms';
+    if (norm && !L.gate) return undefined; // the plain-MLP path would need the normed x
+    const src = norm ? this.x : this.xn;
+    const nf = norm ? 1 : 0;
+    return {
+      norm,
+      qkv: this.fusedOp([L.q, L.k, L.v], src, norm ? L.attnNorm : undefined, [this.qb, this.kb, this.vb], nf, 'qkv'),
+      o: this.fusedOp([L.o], this.attn, undefined, [this.x], 4, 'attn_out'),
+      gateUp: L.gate ? this.fusedOp([L.gate, L.up], src, norm ? L.ffnNorm : undefined, [this.ffA], nf | 2, 'ffn_up') : undefined,
+      down: this.fusedOp([L.down], this.ffA, undefined, [this.x], 4, 'ffn_down'),
+    };
   }
 
   private buildOps(embd: GpuMatrix, head: GpuMatrix, outNorm: GPUBuffer, outNormBias: GPUBuffer | undefined): void {
@@ -339,7 +396,7 @@ export class WebGpuBackend implements Backend {
     const ropeKParams = uniformFrom(d, [c.nKvHeads, c.headDim, c.rope.dim, neox, 0]);
     const ffParams = uniformFrom(d, [c.nFf, 0, 0, 0]);
     this.allBuffers.push(normParams, ropeQParams, ropeKParams, ffParams);
-    const embParams = uniformFrom(d, [embd.rows, embd.k, embd.rowBytes, 0, 0, 0, 0, 0]);
+    const embParams = uniformFrom(d, [embd.rows, embd.k, embd.rowBytes, 0, 0, 0, embd.scaleOff, 0]);
     this.allBuffers.push(embParams);
     this.embed = this.op('matmul', 'get_rows', embd.wtype, { 0: embd.buffer, 1: this.dummy, 2: this.x, 3: this.dummy, 4: embParams, 5: this.step, 6: this.tokBuf });
 
@@ -363,6 +420,7 @@ export class WebGpuBackend implements Backend {
         up: this.matOp(L.up, this.xn, gated ? this.ffB : this.ffA, false, 'ffn_up'),
         act: this.op('elementwise', gated ? 'swiglu' : 'gelu', 'f32', { 0: this.ffA, 1: this.ffB, 2: ffParams, 3: this.step }),
         down: this.matOp(L.down, this.ffA, this.x, true, 'ffn_down'),
+        fused: this.fusedLayerOps(L),
       });
     }
     // Final norm over all rows (logits 'all') or only the last row (x_row0 = n - 1, m_fixed = 1).
@@ -371,6 +429,10 @@ export class WebGpuBackend implements Backend {
     this.headMatrix = head;
     this.head = this.matOp(head, this.xn, this.logits, false, 'lm_head');
     this.headLast = this.matOp(head, this.xn, this.logits, false, 'lm_head', this.headParamsLast).matvec;
+    if (head.wtype === 'q8r' && c.norm.type === 'rms') {
+      // final norm + LM head on row x_row0 in one dispatch; x_row0 is written per step
+      this.headFused = this.fusedOp([head], this.x, outNorm, [this.logits], 1, 'lm_head', this.headFusedParams);
+    }
     this.argmax = this.op('argmax', 'argmax', 'f32', { 0: this.logits, 1: this.argmaxOut, 2: this.argmaxParams });
   }
 
@@ -502,7 +564,9 @@ export class WebGpuBackend implements Backend {
       q.writeBuffer(this.tokBuf, 0, b.tokens.subarray(s, s + m));
       q.writeBuffer(this.ropeCs, 0, ropeTable(c.rope, b.positions.subarray(s, s + m)));
       q.writeBuffer(this.step, 0, new Uint32Array([m, nPast, nPast + m, 0]));
+      const t0 = performance.now();
       this.encodeStep(m, nPast, rows, wantAll, greedy);
+      this.encodeMs = performance.now() - t0;
       const readBytes = greedy ? rows * 4 : rows * c.vocabSize * 4;
       await this.finish((enc) => {
         if (rows) enc.copyBufferToBuffer(greedy ? this.argmaxOut : this.logits, 0, greedy ? this.argmaxRead : this.logitsRead, 0, readBytes);
@@ -534,15 +598,38 @@ export class WebGpuBackend implements Backend {
 
     this.begin();
     this.dispatch(this.embed, m);
+    const fusedStep = m <= MATVEC_MAX_TOKENS && this.useFused;
+    const fusedGrid = (rows: number) => grid(Math.ceil(rows / 8));
+    const qkvRows = c.nHeads * c.headDim + 2 * c.nKvHeads * c.headDim;
     for (const L of this.ops) {
-      this.dispatch(L.attnNorm, m);
-      this.mat(L.q, m);
-      this.mat(L.k, m);
-      this.mat(L.v, m);
+      const F = fusedStep ? L.fused : undefined;
+      if (F) {
+        if (!F.norm) this.dispatch(L.attnNorm, m);
+        const [gx, gy] = fusedGrid(qkvRows);
+        this.dispatch(F.qkv, gx, gy, m);
+      } else {
+        this.dispatch(L.attnNorm, m);
+        this.mat(L.q, m);
+        this.mat(L.k, m);
+        this.mat(L.v, m);
+      }
       this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
       this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
       this.dispatch(L.attnPartial, splits, c.nHeads, m);
       this.dispatch(L.attnCombine, c.nHeads, m);
+      if (F) {
+        const [ox, oy] = fusedGrid(c.nEmbd);
+        this.dispatch(F.o, ox, oy, m);
+        if (!F.norm) this.dispatch(L.ffnNorm, m);
+        const [fx, fy] = fusedGrid(c.nFf);
+        if (F.gateUp) this.dispatch(F.gateUp, fx, fy, m);
+        else {
+          this.mat(L.up, m);
+          this.dispatch(L.act, ffGroups[0], ffGroups[1]);
+        }
+        this.dispatch(F.down, ox, oy, m);
+        continue;
+      }
       this.mat(L.o, m);
       this.dispatch(L.ffnNorm, m);
       if (L.gate) this.mat(L.gate, m);
@@ -554,10 +641,15 @@ export class WebGpuBackend implements Backend {
     if (allRows) {
       this.dispatch(this.outNormAll, m);
       this.mat(this.head, m);
+    } else if (this.headFused && this.useFused) {
+      const h = this.headMatrix;
+      this.device.queue.writeBuffer(this.headFusedParams, 0, uniformBytes([h.rows, 0, 0, h.k, h.scaleOff, 0, 0, 1, c.norm.eps, m - 1], [8]));
+      const [gx, gy] = grid(Math.ceil(h.rows / 8));
+      this.dispatch(this.headFused, gx, gy, 1);
     } else {
       this.device.queue.writeBuffer(this.headNormParams, 0, uniformBytes([c.nEmbd, c.norm.eps, 1, m - 1], [1]));
       const h = this.headMatrix;
-      this.device.queue.writeBuffer(this.headParamsLast, 0, uniformBytes([h.rows, h.k, h.rowBytes, 1, 0, 0, 0, 0]));
+      this.device.queue.writeBuffer(this.headParamsLast, 0, uniformBytes([h.rows, h.k, h.rowBytes, 1, 0, 0, h.scaleOff, 0]));
       this.dispatch(this.outNormLast, 1);
       const [gx, gy] = grid(h.rows);
       this.dispatch(this.headLast, gx, gy, 1);

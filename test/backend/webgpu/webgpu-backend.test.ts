@@ -81,6 +81,7 @@ const MODELS: [string, TestModelOptions][] = [
   ['starcoder2 F16 (LayerNorm, GELU, biases)', { arch: 'starcoder2', quant: 'F16', seed: 5 }],
   ['llama Q6_K', { arch: 'llama', quant: 'Q6_K', seed: 6, layers: 1 }],
   ['qwen2 Q4_0', { arch: 'qwen2', quant: 'Q4_0', seed: 7, layers: 1 }],
+  ['starcoder2 Q8_0 (fused matvecs with separate LayerNorm)', { arch: 'starcoder2', quant: 'Q8_0', seed: 8, layers: 1 }],
 ];
 
 describe('webgpu backend matches the reference backend', () => {
@@ -100,6 +101,21 @@ describe('webgpu backend matches the reference backend', () => {
       }
     });
   }
+
+  test('qwen2 Q8_0 with the generic (unfused) decode kernels', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const w = weightsFor(MODELS[0]![1]);
+    const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
+    const gpu = await createWebGpuBackend(w, { kvSlots: 64, kvF16: false });
+    gpu.useFused = false;
+    try {
+      const { diff, refTokens, gpuTokens } = await compare(ref, gpu, PROMPT, 4);
+      expect(gpuTokens).toEqual(refTokens);
+      expect(diff).toBeLessThan(1e-3);
+    } finally {
+      await gpu.dispose();
+    }
+  });
 
   test('f16 KV cache and one-shot prefill: greedy tokens identical, logits within 1e-2', async (ctx) => {
     if (skip) return ctx.skip(skip);

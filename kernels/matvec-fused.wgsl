@@ -1,0 +1,171 @@
+// Decode-time matrix-vector products for Q8_0 weights repacked at upload ("q8r": all int8 quants
+// of the matrix as u32 words, then one f32 scale per 32 weights), fused with what surrounds them:
+//   - up to three matrices in one dispatch (q, k, v), rows numbered across them;
+//   - swiglu mode: Y0 = silu(W0 x) * (W1 x) (gate and up in one pass);
+//   - an RMS norm of x computed in the prologue (x * rsqrt(mean(x^2) + eps) * NW);
+//   - bias and accumulation into Y0 (the residual add) in the epilogue.
+// 256 threads = 8 rows x 32 lanes; a lane reads 16 weights (one vec4<u32>) per step.
+
+struct FusedParams {
+  n0: u32, n1: u32, n2: u32, k: u32,
+  so0: u32, so1: u32, so2: u32,   // word offset of each matrix's scales
+  flags: u32,                      // 1 rms-norm x, 2 swiglu, 4 accumulate Y0, 8/16/32 bias of W0/W1/W2
+  eps: f32, x_row0: u32, pad0: u32, pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> W0: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> W1: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> W2: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> NW: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> Y0: array<f32>;
+@group(0) @binding(6) var<storage, read_write> Y1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> Y2: array<f32>;
+@group(0) @binding(8) var<storage, read> B0: array<f32>;
+@group(0) @binding(9) var<storage, read> B1: array<f32>;
+@group(0) @binding(10) var<storage, read> B2: array<f32>;
+@group(0) @binding(11) var<uniform> p: FusedParams;
+
+fn touch_bindings() {
+  _ = &W0; _ = &W1; _ = &W2; _ = &X; _ = &NW; _ = &Y0; _ = &Y1; _ = &Y2; _ = &B0; _ = &B1; _ = &B2; _ = &p;
+}
+
+fn i8x4(v: u32) -> vec4<f32> {
+  return vec4<f32>(vec4<i32>(bitcast<i32>(v << 24u), bitcast<i32>(v << 16u), bitcast<i32>(v << 8u), bitcast<i32>(v)) >> vec4<u32>(24u));
+}
+fn dot16(q: vec4<u32>, x0: u32) -> f32 {
+  return dot(i8x4(q.x), xin(x0)) + dot(i8x4(q.y), xin(x0 + 1u)) + dot(i8x4(q.z), xin(x0 + 2u)) + dot(i8x4(q.w), xin(x0 + 3u));
+}
+
+var<private> x_base: u32;     // first vec4 of this token's x row
+var<private> x_scale: f32;    // rms-norm scale (1 without the norm)
+var<private> use_norm: bool;
+
+fn xin(j: u32) -> vec4<f32> {
+  let v = X[x_base + j];
+  if (use_norm) { return v * x_scale * NW[j]; }
+  return v;
+}
+
+// Each row's scale word s sits in component s % 4 of vec4 s / 4.
+fn scale_of(w: vec4<u32>, s: u32) -> f32 { return bitcast<f32>(w[s & 3u]); }
+
+// Partial dot product of row `row` of each matrix over this lane's chunks.
+fn dot_w0(row: u32, lane: u32) -> f32 {
+  let k16 = p.k / 16u;
+  var acc = 0.0;
+  for (var c = lane; c < k16; c += 32u) {
+    let s = p.so0 + row * (p.k / 32u) + c / 2u;
+    acc += scale_of(W0[s >> 2u], s) * dot16(W0[row * k16 + c], c * 4u);
+  }
+  return acc;
+}
+fn dot_w1(row: u32, lane: u32) -> f32 {
+  let k16 = p.k / 16u;
+  var acc = 0.0;
+  for (var c = lane; c < k16; c += 32u) {
+    let s = p.so1 + row * (p.k / 32u) + c / 2u;
+    acc += scale_of(W1[s >> 2u], s) * dot16(W1[row * k16 + c], c * 4u);
+  }
+  return acc;
+}
+fn dot_w2(row: u32, lane: u32) -> f32 {
+  let k16 = p.k / 16u;
+  var acc = 0.0;
+  for (var c = lane; c < k16; c += 32u) {
+    let s = p.so2 + row * (p.k / 32u) + c / 2u;
+    acc += scale_of(W2[s >> 2u], s) * dot16(W2[row * k16 + c], c * 4u);
+  }
+  return acc;
+}
+
+var<workgroup> seg: array<f32, 256>;
+
+// Sum over the 32 lanes of each row; the result is valid in every lane.
+fn lane_sum(v: f32, lid: u32, sgs: u32) -> f32 {
+//#if SUBGROUPS
+  if (sgs >= 32u) {
+    var s = v;
+    s += subgroupShuffleXor(s, 16u);
+    s += subgroupShuffleXor(s, 8u);
+    s += subgroupShuffleXor(s, 4u);
+    s += subgroupShuffleXor(s, 2u);
+    s += subgroupShuffleXor(s, 1u);
+    return s;
+  }
+//#endif
+  seg[lid] = v;
+  workgroupBarrier();
+  for (var o = 16u; o > 0u; o >>= 1u) {
+    if ((lid & 31u) < o) { seg[lid] += seg[lid + o]; }
+    workgroupBarrier();
+  }
+  let r = seg[lid & ~31u];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(256)
+fn matvec_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32
+//#if SUBGROUPS
+             , @builtin(subgroup_size) sgs_in: u32, @builtin(subgroup_invocation_id) sgl: u32
+//#endif
+             ) {
+  touch_bindings();
+//#if SUBGROUPS
+  sg_size = sgs_in; sg_lane = sgl;
+  let sgs = sgs_in;
+//#else
+  let sgs = 1u;
+//#endif
+  let m = wid.z;
+  let k4 = p.k / 4u;
+  x_base = (p.x_row0 + m) * k4;
+  use_norm = (p.flags & 1u) != 0u;
+  x_scale = 1.0;
+  if ((p.flags & 1u) != 0u) {
+    var ss = 0.0;
+    for (var j = lid; j < k4; j += 256u) { let v = X[x_base + j]; ss += dot(v, v); }
+    x_scale = inverseSqrt(reduce_sum(ss, lid) / f32(p.k) + p.eps);
+  }
+  let r = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
+  let lane = lid & 31u;
+  let swiglu = (p.flags & 2u) != 0u;
+  let total = select(p.n0 + p.n1 + p.n2, p.n0, swiglu);
+  var a = 0.0;
+  var b = 0.0;
+  if (r < p.n0) {
+    a = dot_w0(r, lane);
+    if (swiglu) { b = dot_w1(r, lane); }
+  } else if (r < p.n0 + p.n1) {
+    a = dot_w1(r - p.n0, lane);
+  } else if (r < total) {
+    a = dot_w2(r - p.n0 - p.n1, lane);
+  }
+  a = lane_sum(a, lid, sgs);
+  if (swiglu) { b = lane_sum(b, lid, sgs); }
+  if (lane != 0u || r >= total) { return; }
+  if (r < p.n0) {
+    var y = a;
+    if ((p.flags & 8u) != 0u) { y += B0[r]; }
+    if (swiglu) {
+      var u = b;
+      if ((p.flags & 16u) != 0u) { u += B1[r]; }
+      y = y / (1.0 + exp(-y)) * u;
+    }
+    let i = m * p.n0 + r;
+    if ((p.flags & 4u) != 0u) { y += Y0[i]; }
+    Y0[i] = y;
+  } else if (r < p.n0 + p.n1) {
+    let j = r - p.n0;
+    var y = a;
+    if ((p.flags & 16u) != 0u) { y += B1[j]; }
+    Y1[m * p.n1 + j] = y;
+  } else {
+    let j = r - p.n0 - p.n1;
+    var y = a;
+    if ((p.flags & 32u) != 0u) { y += B2[j]; }
+    Y2[m * p.n2 + j] = y;
+  }
+}
