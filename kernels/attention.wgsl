@@ -114,3 +114,132 @@ fn attn_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     O[(i * p.heads + h) * dim + d] = a / l;
   }
 }
+
+// Decode variant (few queries): one workgroup per (split, KV head, query) serves all G query heads
+// that share the KV head, so each key and value is read once per group, and 8 lanes read one
+// key's head_dim together (coalesced). Needs G <= 8 and head_dim % 16 == 0. Writes the same
+// partials as attn_partial, merged by attn_combine.
+const GMAX = 8u;
+var<workgroup> qg: array<f32, 2048>;            // [G][head_dim]
+var<workgroup> sg_scores: array<f32, 512>;      // [G][$WG]
+var<workgroup> corr_g: array<f32, 8>;
+var<workgroup> seg8: array<f32, $WG>;
+
+// sum over the 8 lanes (lid & ~7 .. +7); the result is valid in every lane
+fn sum8(v: f32, lid: u32, sgs: u32) -> f32 {
+//#if SUBGROUPS
+  if (sgs >= 8u) {
+    var s = v;
+    s += subgroupShuffleXor(s, 4u);
+    s += subgroupShuffleXor(s, 2u);
+    s += subgroupShuffleXor(s, 1u);
+    return s;
+  }
+//#endif
+  seg8[lid] = v;
+  workgroupBarrier();
+  let b = lid & ~7u;
+  var s = 0.0;
+  for (var i = 0u; i < 8u; i++) { s += seg8[b + i]; }
+  workgroupBarrier();
+  return s;
+}
+
+@compute @workgroup_size($WG)
+fn attn_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32
+//#if SUBGROUPS
+          , @builtin(subgroup_size) sgs_in: u32
+//#endif
+          ) {
+  touch_bindings();
+//#if SUBGROUPS
+  let sgs = sgs_in;
+//#else
+  let sgs = 1u;
+//#endif
+  let s = wid.x;
+  let kvh = wid.y;
+  let i = wid.z;
+  let dim = p.head_dim;
+  let G = p.heads / p.kv_heads;
+  let limit = st.n_past + i + 1u;
+  let j0 = s * p.chunk;
+  let j1 = min(j0 + p.chunk, limit);
+  for (var e = lid; e < G * dim; e += $WG) {
+    qg[e] = Q[(i * p.heads + kvh * G) * dim + e] * p.scale;   // heads kvh*G .. kvh*G+G-1 are contiguous
+  }
+  var m_run = NEG;       // thread g < G keeps head g's running max and sum
+  var l_run = 0.0;
+  var acc: array<vec2<f32>, 16>;   // [g][r]: pair lid + r * $WG of head g
+  for (var a = 0u; a < 16u; a++) { acc[a] = vec2<f32>(0.0); }
+  let pairs = dim / 2u;
+  let lane = lid & 7u;
+  let words = dim / 16u;           // f16 pairs per lane per key
+  workgroupBarrier();
+  for (var t0 = j0; t0 < j1; t0 += $WG) {
+    // scores: 8 keys at a time, 8 lanes per key
+    for (var round = 0u; round < $WG / 8u; round++) {
+      let kt = round * 8u + lid / 8u;          // key within the tile
+      let j = t0 + kt;
+      let valid = j < j1;
+      var slot = 0u;
+      if (valid) { slot = u32(CTX[j]); }
+      if (lane == 0u) { slots[kt] = slot; }
+      let kb = ((slot * p.kv_heads + kvh) * dim) / 2u + lane * words;
+      var part: array<f32, 8>;
+      for (var g = 0u; g < GMAX; g++) { part[g] = 0.0; }
+      if (valid) {
+        for (var w = 0u; w < words; w++) {
+          let kv = k_load2(kb + w);
+          let d = 2u * (lane * words + w);
+          for (var g = 0u; g < G; g++) { part[g] += qg[g * dim + d] * kv.x + qg[g * dim + d + 1u] * kv.y; }
+        }
+      }
+      for (var g = 0u; g < GMAX; g++) {
+        if (g < G) {   // G is uniform
+          let sc = sum8(part[g], lid, sgs);
+          if (lane == 0u) { sg_scores[g * $WG + kt] = select(NEG, sc, valid); }
+        }
+      }
+    }
+    workgroupBarrier();
+    // online softmax per head: thread g scans the tile's scores of head g
+    let cnt = min($WG, j1 - t0);
+    if (lid < G) {
+      var mx = m_run;
+      for (var t = 0u; t < cnt; t++) { mx = max(mx, sg_scores[lid * $WG + t]); }
+      var sum = 0.0;
+      for (var t = 0u; t < cnt; t++) {
+        let e = exp(sg_scores[lid * $WG + t] - mx);
+        sg_scores[lid * $WG + t] = e;
+        sum += e;
+      }
+      let c = exp(m_run - mx);
+      corr_g[lid] = c;
+      l_run = l_run * c + sum;
+      m_run = mx;
+    }
+    workgroupBarrier();
+    // values: each thread owns pairs lid and lid + $WG of every head in the group
+    for (var r = 0u; r < 2u; r++) {
+      let w = lid + r * $WG;
+      if (w < pairs) {
+        for (var g = 0u; g < G; g++) { acc[g * 2u + r] *= corr_g[g]; }
+        for (var t = 0u; t < cnt; t++) {
+          let v = v_load2(((slots[t] * p.kv_heads + kvh) * dim) / 2u + w);
+          for (var g = 0u; g < G; g++) { acc[g * 2u + r] += sg_scores[g * $WG + t] * v; }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var g = 0u; g < G; g++) {
+    let h = kvh * G + g;
+    let ob = ((i * p.heads + h) * p.splits + s) * (dim + 2u);
+    if (lid == g) { OP[ob] = m_run; OP[ob + 1u] = l_run; }
+    for (var r = 0u; r < 2u; r++) {
+      let w = lid + r * $WG;
+      if (w < pairs) { OP[ob + 2u + 2u * w] = acc[g * 2u + r].x; OP[ob + 3u + 2u * w] = acc[g * 2u + r].y; }
+    }
+  }
+}

@@ -41,11 +41,9 @@ function cpuAttention(q: Float32Array, K: Float32Array, V: Float32Array, ctxSlot
   return out;
 }
 
-async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: number, chunk: number): Promise<number> {
+async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: number, chunk: number, entry = 'attn_partial', heads = 4, kvh = 2): Promise<number> {
   const H = h!;
   const f16 = pipes.options.kvF16;
-  const heads = 4;
-  const kvh = 2;
   const slotsTotal = nCtx + 7;
   // a shuffled slot list: the context is not contiguous in the cache
   const ctxSlots = new Int32Array(nCtx);
@@ -54,7 +52,7 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
   const kv = randoms(slotsTotal * kvh * dim, 52, 2);
   const vv = randoms(slotsTotal * kvh * dim, 53);
   const splits = Math.ceil(nCtx / chunk);
-  const pp = pipes.get('attention', 'attn_partial');
+  const pp = pipes.get('attention', entry);
   const pc = pipes.get('attention', 'attn_combine');
   const OP = buf(H, new Float32Array(n * heads * splits * (dim + 2)));
   const O = buf(H, new Float32Array(n * heads * dim));
@@ -65,7 +63,7 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
   };
   const KC = buf(H, packKv(kv, f16));
   const VC = buf(H, packKv(vv, f16));
-  await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, heads, n);
+  await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' ? kvh : heads, n);
   await run(H, pc, [pipes.bind(pc, 0, entries), pipes.bind(pc, 1, { 0: KC, 1: VC })], heads, n);
   const want = cpuAttention(q, kvRound(kv, f16), kvRound(vv, f16), ctxSlots, n, heads, kvh, dim);
   return relError(await readF32(H, O, n * heads * dim), want);
@@ -79,6 +77,15 @@ describe('attention kernels', () => {
   test('prefill: 7 queries, causal, splits of 128 keys, head_dim 128', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runAttention(h.pipes, 7, 150, 128, 128)).toBeLessThan(2e-5);
+  });
+  test('attn_decode (GQA group per workgroup): 6 heads per KV head, 2 queries, 3 splits', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runAttention(h.pipes, 2, 170, 128, 64, 'attn_decode', 12, 2)).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 1, 40, 64, 64, 'attn_decode', 4, 2)).toBeLessThan(2e-5);
+  });
+  test('attn_decode fallback path: f32 KV, no subgroups, 8 heads per KV head, head_dim 32', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runAttention(h.altPipes, 1, 130, 32, 128, 'attn_decode', 8, 1)).toBeLessThan(2e-5);
   });
   test('fallback path: f32 KV, no subgroups, head_dim 40, one split', async (ctx) => {
     if (!h) return ctx.skip(skip);

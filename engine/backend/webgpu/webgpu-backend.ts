@@ -78,6 +78,8 @@ interface LayerOps {
   ropeQ: Op;
   storeKv: Op;
   attnPartial: Op;
+  /** GQA-grouped decode attention, when the head layout allows it. */
+  attnDecode?: Op;
   attnCombine: Op;
   o: MatOp;
   ffnNorm: Op;
@@ -92,8 +94,9 @@ interface LayerOps {
 const MATVEC_MAX_TOKENS = 2;
 /** Rows of logits one step can return; longer 'all' requests run in more steps. */
 const MAX_LOGIT_ROWS = 32;
-/** Partial-attention budget: splits x queries per head per step. */
-const SPLIT_BUDGET = 64;
+/** Partial-attention budget: splits x queries per head per step (flash decoding spreads a long
+ * context over many workgroups; prefill has enough queries already). */
+const SPLIT_BUDGET = 256;
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
@@ -387,6 +390,11 @@ export class WebGpuBackend implements Backend {
     };
   }
 
+  private groupedDecodeOk(): boolean {
+    const c = this.config;
+    return c.nHeads / c.nKvHeads <= 8 && c.headDim % 16 === 0;
+  }
+
   private buildOps(embd: GpuMatrix, head: GpuMatrix, outNorm: GPUBuffer, outNormBias: GPUBuffer | undefined): void {
     const c = this.config;
     const d = this.device;
@@ -413,6 +421,7 @@ export class WebGpuBackend implements Backend {
         ropeQ: this.op('rope', 'rope_q', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQParams, 4: this.dummy, 5: this.dummy, 6: this.ctxBuf }, kv),
         storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
+        attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
         attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
         o: this.matOp(L.o, this.attn, this.x, true, 'attn_out'),
         ffnNorm: this.normOp(this.x, this.xn, L.ffnNorm, L.ffnNormBias, normParams),
@@ -590,7 +599,7 @@ export class WebGpuBackend implements Backend {
     const nCtx = nPast + m;
     // Split-K: with few queries, spread the context over more workgroups.
     const targetSplits = Math.max(1, Math.floor(SPLIT_BUDGET / m));
-    const keysPerSplit = 64 * Math.ceil(nCtx / (64 * targetSplits));
+    const keysPerSplit = 32 * Math.ceil(nCtx / (32 * targetSplits));
     const splits = Math.ceil(nCtx / keysPerSplit);
     this.device.queue.writeBuffer(this.attnParams, 0, uniformBytes([c.nHeads, c.nKvHeads, c.headDim, keysPerSplit, splits, 1 / Math.sqrt(c.headDim), 0, 0], [5]));
     const ropeGroups = (heads: number) => Math.ceil((m * heads * c.headDim) / 2 / 64);
@@ -615,7 +624,9 @@ export class WebGpuBackend implements Backend {
       }
       this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
       this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
-      this.dispatch(L.attnPartial, splits, c.nHeads, m);
+      // the grouped kernel reads each key once per GQA group: better for prefill too
+      if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
+      else this.dispatch(L.attnPartial, splits, c.nHeads, m);
       this.dispatch(L.attnCombine, c.nHeads, m);
       if (F) {
         const [ox, oy] = fusedGrid(c.nEmbd);
