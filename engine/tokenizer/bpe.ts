@@ -148,6 +148,7 @@ export class BpeModel {
     const pairs = this.pairs!;
     const mergeResult = this.mergeResult!;
     const n = bytes.length;
+    if (n === 0) return [];
     const ids = new Int32Array(n);
     const prev = new Int32Array(n);
     const next = new Int32Array(n);
@@ -195,6 +196,7 @@ export class BpeModel {
       if (whole !== undefined) return [whole];
     }
     const n = text.length;
+    if (n === 0) return [];
     if (n === 1) return this.finish(text, [0], [1]);
     // Symbols: start offset into `text`, length (0 = merged away), linked list prev/next.
     const start = new Int32Array(n);
