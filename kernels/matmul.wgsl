@@ -64,51 +64,54 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   if (valid && lid == 0u) { store(m, n, s); }
 }
 
-const TM = 32u;   // tokens per tile
-const TN = 32u;   // output features per tile
+const TM = 64u;   // tokens per tile
+const TN = 64u;   // output features per tile
 const TK = 32u;
-var<workgroup> xs: array<vec4<f32>, 256>;   // [TM][TK/4]
-var<workgroup> ws: array<vec4<f32>, 256>;   // [TN][TK/4]
+var<workgroup> xs: array<vec4<f32>, 512>;   // [TM][TK/4]
+var<workgroup> ws: array<vec4<f32>, 512>;   // [TN][TK/4]
 
+// 256 threads, each computing 4 tokens x 4 features (strided by 16 to spread shared-memory banks).
 @compute @workgroup_size(256)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   touch_bindings();
   let m_rows = rows_m();
   let n0 = wid.x * TN;
   let m0 = wid.y * TM;
-  let tx = lid % 16u;   // output features tx, tx + 16
-  let ty = lid / 16u;   // tokens ty, ty + 16
-  let lr = lid / 8u;    // tile row this thread loads
-  let lk = (lid % 8u) * 4u;
-  let wn = n0 + lr;
-  let xm = m0 + lr;
-  let wrow = select(0u, wn, wn < p.n) * p.row_bytes;
-  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  let tx = lid % 16u;   // features tx + 16j
+  let ty = lid / 16u;   // tokens ty + 16i
+  var acc: array<vec4<f32>, 4>;  // acc[i][j]
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
+  let k4 = p.k / 4u;
   for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    let k = k0 + lk;
-    var wv = vec4<f32>(0.0);
-    var xv = vec4<f32>(0.0);
-    if (wn < p.n && k < p.k) { wv = w4(wrow, k); }
-    if (xm < m_rows && k < p.k) { xv = X[(p.x_row0 + xm) * (p.k / 4u) + k / 4u]; }
-    ws[lid] = wv;
-    xs[lid] = xv;
+    // each thread loads 2 vec4 of W and 2 of X: tile rows lid / 8 and lid / 8 + 32
+    for (var h = 0u; h < 2u; h++) {
+      let r = lid / 8u + h * 32u;
+      let k = k0 + (lid % 8u) * 4u;
+      let wn = n0 + r;
+      let xm = m0 + r;
+      var wv = vec4<f32>(0.0);
+      var xv = vec4<f32>(0.0);
+      if (wn < p.n && k < p.k) { wv = w4(wn * p.row_bytes, k); }
+      if (xm < m_rows && k < p.k) { xv = X[(p.x_row0 + xm) * k4 + k / 4u]; }
+      ws[r * 8u + lid % 8u] = wv;
+      xs[r * 8u + lid % 8u] = xv;
+    }
     workgroupBarrier();
     for (var j = 0u; j < TK / 4u; j++) {
-      let w0 = ws[tx * 8u + j];
-      let w1 = ws[(tx + 16u) * 8u + j];
-      let x0 = xs[ty * 8u + j];
-      let x1 = xs[(ty + 16u) * 8u + j];
-      acc[0] += dot(x0, w0);
-      acc[1] += dot(x0, w1);
-      acc[2] += dot(x1, w0);
-      acc[3] += dot(x1, w1);
+      let w = array<vec4<f32>, 4>(ws[tx * 8u + j], ws[(tx + 16u) * 8u + j], ws[(tx + 32u) * 8u + j], ws[(tx + 48u) * 8u + j]);
+      for (var i = 0u; i < 4u; i++) {
+        let x = xs[(ty + 16u * i) * 8u + j];
+        acc[i] += vec4<f32>(dot(x, w[0]), dot(x, w[1]), dot(x, w[2]), dot(x, w[3]));
+      }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + ty + (i / 2u) * 16u;
-    let n = n0 + tx + (i % 2u) * 16u;
-    if (m < m_rows && n < p.n) { store(m, n, acc[i]); }
+    let m = m0 + ty + 16u * i;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + tx + 16u * j;
+      if (m < m_rows && n < p.n) { store(m, n, acc[i][j]); }
+    }
   }
 }
 

@@ -478,7 +478,7 @@ export class WebGpuBackend implements Backend {
       const [gx, gy] = grid(op.rows);
       this.dispatch(op.matvec, gx, gy, n);
     } else {
-      this.dispatch(op.matmul, Math.ceil(op.rows / 32), Math.ceil(n / 32));
+      this.dispatch(op.matmul, Math.ceil(op.rows / 64), Math.ceil(n / 64));
     }
   }
 
