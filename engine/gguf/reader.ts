@@ -64,7 +64,8 @@ class Cursor {
   private view = new DataView(this.buf.buffer);
   private bufStart = 0;
   pos = 0;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: false });
+  // ignoreBOM: a token may be exactly U+FEFF (llama-spm, phi-3); the default strips it.
+  private readonly decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   constructor(private readonly src: ByteSource) {}
 
   private ensure(n: number): number {

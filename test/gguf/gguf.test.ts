@@ -87,6 +87,11 @@ describe('GGUF reader and writer', () => {
     expect(() => openGguf(tmp)).toThrow(/EISDIR|cannot open/);
   });
 
+  it('keeps a string that is exactly U+FEFF (a real SentencePiece token)', () => {
+    const f = parseGguf(new GgufBuilder().array('tokenizer.ggml.tokens', GgufValueType.STRING, ['\uFEFF', 'a\uFEFF']).toBytes());
+    expect(f.getArray('tokenizer.ggml.tokens')).toEqual(['\uFEFF', 'a\uFEFF']);
+  });
+
   it('require() names a missing key', () => {
     const f = parseGguf(sample().toBytes(), 'm.gguf');
     expect(() => f.require('llama.context_length')).toThrow(/missing metadata key llama.context_length/);
