@@ -149,6 +149,8 @@ export interface CancelRequest {
 export interface MetricsRequest {
   type: 'metrics';
   id: string;
+  /** Collect garbage first when the process runs with node --expose-gc (leak checks in benches). */
+  gc?: boolean;
 }
 
 export interface ClearCacheRequest {

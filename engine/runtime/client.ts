@@ -40,6 +40,8 @@ export interface EngineClientOptions {
   onEvent?: (event: EngineEvent) => void;
   /** Called when the worker ends unexpectedly. */
   onExit?: (error: Error) => void;
+  /** Node flags for the worker (per-thread ones only; V8 flags such as --expose-gc go on the process). */
+  execArgv?: string[];
 }
 
 export interface StreamResult {
@@ -172,8 +174,9 @@ export class EngineClient {
     return { tokenIds: ev.tokenIds, pieces: ev.pieces };
   }
 
-  async metrics(): Promise<MetricsSnapshot> {
-    const ev = await this.request({ type: 'metrics', id: this.newId('met') });
+  /** gc: collect garbage in the worker first (when the process runs with --expose-gc). */
+  async metrics(options: { gc?: boolean } = {}): Promise<MetricsSnapshot> {
+    const ev = await this.request({ type: 'metrics', id: this.newId('met'), ...(options.gc ? { gc: true } : {}) });
     if (ev.type !== 'metrics') throw new Error(`unexpected answer to metrics: ${ev.type}`);
     return ev.snapshot;
   }
@@ -250,7 +253,7 @@ export class EngineClient {
   private spawn(): Promise<void> {
     this.stopping = false;
     return new Promise((resolve, reject) => {
-      const worker = new Worker(this.workerPath);
+      const worker = new Worker(this.workerPath, this.options.execArgv ? { execArgv: this.options.execArgv } : {});
       let started = false;
       const timer = setTimeout(() => {
         if (started) return;

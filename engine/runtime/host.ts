@@ -85,9 +85,12 @@ export class EngineHost {
       case 'cancel':
         this.engine?.cancel(req.id);
         return;
-      case 'metrics':
+      case 'metrics': {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (req.gc && gc) gc();
         this.send({ type: 'metrics', id: req.id, snapshot: this.engine?.metrics() ?? this.emptyMetrics() });
         return;
+      }
       case 'clearCache':
         this.engine?.clearCache();
         this.send({ type: 'ack', id: req.id, request: 'clearCache' });
