@@ -14,7 +14,7 @@ import { GgufBuilder, openGguf } from '../engine/gguf';
 import { loadWeights } from '../engine/model';
 import { GgmlType } from '../engine/quant/types';
 import { f32ToF16 } from '../engine/quant';
-import { createWebGpuBackend, type WebGpuBackend } from '../engine/backend/webgpu';
+import { createWebGpuBackend, DEFAULT_DAWN_FLAGS, type WebGpuBackend } from '../engine/backend/webgpu';
 
 interface Shape {
   layers: number;
@@ -27,6 +27,8 @@ interface Shape {
 
 const SHAPES: Record<string, Shape> = {
   tiny: { layers: 2, embd: 256, heads: 4, kvHeads: 2, ff: 512, vocab: 1024 },
+  // as many layers (dispatches) as the 1.5B model but tiny matrices: measures per-step overhead
+  'deep-tiny': { layers: 28, embd: 256, heads: 2, kvHeads: 1, ff: 512, vocab: 1024 },
   'qwen2.5-coder-1.5b': { layers: 28, embd: 1536, heads: 12, kvHeads: 2, ff: 8960, vocab: 151936 },
 };
 
@@ -134,16 +136,19 @@ async function main(): Promise<void> {
   const maxCtx = Math.max(...contexts);
   t = performance.now();
   const backend = (await createWebGpuBackend(weights, {
-    kvSlots: maxCtx + decodeSteps + profileSteps + 8,
+    kvSlots: maxCtx + 2 * decodeSteps + profileSteps + 16,
     maxBatchTokens: chunk,
-    dawnFlags: flagsArg ? [flagsArg] : undefined,
+    // unquantized timestamps for the per-kernel table (Dawn rounds them otherwise)
+    dawnFlags: [...(flagsArg ? [flagsArg] : DEFAULT_DAWN_FLAGS), 'disable-dawn-features=timestamp_quantization'],
   })) as WebGpuBackend;
   const loadS = (performance.now() - t) / 1000;
   const mem = backend.memory();
   console.error(`loaded on ${backend.gpu.adapterName} in ${fmt(loadS, 2)} s; weights ${fmt(mem.weightsBytes / 2 ** 20)} MiB, KV ${fmt(mem.kvBytes / 2 ** 20)} MiB, kvF16 ${backend.kvF16}, features ${JSON.stringify(backend.gpu.features)}`);
 
   const c = backend.config;
-  const slots = Int32Array.from({ length: maxCtx + decodeSteps + profileSteps + 8 }, (_, i) => i);
+  // the floor counts the file's bytes (Q8_0 blocks), not the repacked upload
+  const fileWeightBytes = gguf.tensors.reduce((a, t) => a + t.byteLength, 0);
+  const slots = Int32Array.from({ length: maxCtx + 2 * decodeSteps + profileSteps + 16 }, (_, i) => i);
   const tokenAt = (i: number) => (i * 7919 + 13) % c.vocabSize;
   const rows: Record<string, unknown>[] = [];
   const kvBytesPerToken = c.nLayers * 2 * c.nKvHeads * c.headDim * (backend.kvF16 ? 2 : 4);
@@ -164,11 +169,21 @@ async function main(): Promise<void> {
     t = performance.now();
     for (let s = 1; s <= decodeSteps; s++) await step(ctx + s);
     const decodeS = (performance.now() - t) / 1000;
+    const encodeMs = backend.encodeMs;
+    // the same steps through the generic kernels (no fused matvec / grouped attention)
+    backend.useFused = false;
+    const genericSteps = Math.max(4, decodeSteps >> 1);
+    await step(ctx + decodeSteps + 1);
+    t = performance.now();
+    for (let s = 2; s <= genericSteps + 1; s++) await step(ctx + decodeSteps + s);
+    const genericTps = genericSteps / ((performance.now() - t) / 1000);
+    backend.useFused = true;
     const decodeTps = decodeSteps / decodeS;
     // per-family GPU time over a few profiled steps (each dispatch in its own timed pass)
     backend.kernelTimes.clear();
     backend.setProfiling(true);
-    for (let s = 1; s <= profileSteps; s++) await step(ctx + decodeSteps + s);
+    const p0 = ctx + decodeSteps + genericSteps + 2;
+    for (let s = 0; s < profileSteps; s++) await step(p0 + s);
     backend.setProfiling(false);
     const families: Record<string, number> = {};
     let gpuUs = 0;
@@ -176,7 +191,7 @@ async function main(): Promise<void> {
       families[f] = v.ns / 1000 / Math.max(1, profileSteps);
       gpuUs += families[f]!;
     }
-    const bytesPerToken = mem.weightsBytes + kvBytesPerToken * ctx;
+    const bytesPerToken = fileWeightBytes + kvBytesPerToken * ctx;
     const floorTps = bandwidth / bytesPerToken;
     const row = {
       context: ctx,
@@ -184,13 +199,15 @@ async function main(): Promise<void> {
       prefillS,
       decodeTokPerS: decodeTps,
       decodeMsPerToken: 1000 / decodeTps,
+      decodeTokPerSGenericKernels: genericTps,
+      encodeMsPerToken: encodeMs,
       bandwidthFloorTokPerS: floorTps,
       fractionOfFloor: decodeTps / floorTps,
       profiledGpuUsPerToken: gpuUs,
       kernelUsPerToken: families,
     };
     rows.push(row);
-    console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)})`);
+    console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)}; generic kernels ${fmt(genericTps)}), host encode ${fmt(encodeMs, 2)} ms/token`);
   }
 
   const result = {
@@ -199,6 +216,7 @@ async function main(): Promise<void> {
     device: backend.gpu.adapterName,
     features: backend.gpu.features,
     shape: shapeName,
+    fileWeightBytes,
     quant: 'Q8_0',
     kvF16: backend.kvF16,
     prefillChunk: chunk,
@@ -210,10 +228,10 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(result, null, 2));
   // table
-  console.log('\n| context | prefill tok/s | decode tok/s | ms/token | floor tok/s | % of floor |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of rows as { context: number; prefillTokPerS: number; decodeTokPerS: number; decodeMsPerToken: number; bandwidthFloorTokPerS: number; fractionOfFloor: number }[]) {
-    console.log(`| ${r.context} | ${fmt(r.prefillTokPerS)} | ${fmt(r.decodeTokPerS)} | ${fmt(r.decodeMsPerToken, 2)} | ${fmt(r.bandwidthFloorTokPerS)} | ${fmt(100 * r.fractionOfFloor)} |`);
+  console.log('\n| context | prefill tok/s | decode tok/s | ms/token | generic-kernel decode tok/s | floor tok/s | % of floor |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows as { context: number; prefillTokPerS: number; decodeTokPerS: number; decodeMsPerToken: number; decodeTokPerSGenericKernels: number; bandwidthFloorTokPerS: number; fractionOfFloor: number }[]) {
+    console.log(`| ${r.context} | ${fmt(r.prefillTokPerS)} | ${fmt(r.decodeTokPerS)} | ${fmt(r.decodeMsPerToken, 2)} | ${fmt(r.decodeTokPerSGenericKernels)} | ${fmt(r.bandwidthFloorTokPerS)} | ${fmt(100 * r.fractionOfFloor)} |`);
   }
   const fams = new Set(rows.flatMap((r) => Object.keys(r.kernelUsPerToken as object)));
   console.log(`\n| kernel family (µs/token) | ${rows.map((r) => `ctx ${r.context}`).join(' | ')} |`);

@@ -13,11 +13,11 @@ export function loadKernelSources(): Promise<KernelSources> {
     try {
       const mod = (await import('../../../kernels/bundled')) as { KERNEL_SOURCES: KernelSources };
       return mod.KERNEL_SOURCES;
-    } catch (bundleError) {
+    } catch {
       const { readFileSync } = await import('node:fs');
-      const here = typeof __dirname === 'string' ? __dirname : new URL('.', import.meta.url).pathname;
       const { join } = await import('node:path');
-      const dir = join(here, '..', '..', '..', 'kernels');
+      // vitest defines __dirname per module; without it, assume the repository root as cwd
+      const dir = typeof __dirname === 'string' ? join(__dirname, '..', '..', '..', 'kernels') : join(process.cwd(), 'kernels');
       const out = {} as KernelSources;
       for (const f of KERNEL_FILES) out[f] = readFileSync(join(dir, `${f}.wgsl`), 'utf8');
       return out;

@@ -247,7 +247,13 @@ export class WebGpuBackend implements Backend {
 
   private upload(data: ArrayBufferView, label: string): GPUBuffer {
     this.checkBindingSize(data.byteLength, label);
-    const b = bufferFrom(this.device, data, label);
+    let b: GPUBuffer;
+    try {
+      b = bufferFrom(this.device, data, label);
+    } catch (cause) {
+      // mappedAtCreation throws (RangeError) when the mapping cannot be allocated
+      throw new OutOfMemoryError(`could not allocate ${(data.byteLength / 2 ** 20).toFixed(1)} MiB on the GPU for ${label}`, 'Use a smaller model or fewer KV slots, or choose the CPU backend.', { cause });
+    }
     this.allBuffers.push(b);
     return b;
   }
@@ -316,7 +322,7 @@ export class WebGpuBackend implements Backend {
     this.allBuffers.push(this.argmaxRead);
     this.ctxBuf = mk('context', this.kvSlots * 4);
     this.tokBuf = mk('tokens', T * 4);
-    this.ropeCs = mk('rope_cs', Math.max(T, this.kvSlots) * (c.rope.dim / 2) * 2 * f32);
+    this.ropeCs = mk('rope_cs', T * (c.rope.dim / 2) * 2 * f32);
     const U = BufferUsage.UNIFORM | BufferUsage.COPY_DST;
     this.step = emptyBuffer(this.device, 16, 'step', U);
     this.attnParams = emptyBuffer(this.device, 32, 'attn_params', U);
@@ -513,18 +519,29 @@ export class WebGpuBackend implements Backend {
 
   // ---------------------------------------------------------------- forward
 
-  async forward(batches: SequenceBatch[]): Promise<ForwardResult[]> {
-    const out: ForwardResult[] = [];
-    for (const b of batches) out.push({ logits: (await this.forwardOne(b, false)) as Float32Array });
-    return out;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Runs GPU work one call at a time: every call shares the scratch buffers and the encoder. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  forward(batches: SequenceBatch[]): Promise<ForwardResult[]> {
+    return this.exclusive(async () => {
+      const out: ForwardResult[] = [];
+      for (const b of batches) out.push({ logits: (await this.forwardOne(b, false)) as Float32Array });
+      return out;
+    });
   }
 
   /**
    * Like forward, but returns the greedy (argmax) token of each logits row computed on the GPU,
    * reading back 4 bytes per row instead of the logits.
    */
-  async forwardGreedy(batch: SequenceBatch): Promise<Int32Array> {
-    return (await this.forwardOne(batch, true)) as Int32Array;
+  forwardGreedy(batch: SequenceBatch): Promise<Int32Array> {
+    return this.exclusive(async () => (await this.forwardOne(batch, true)) as Int32Array);
   }
 
   private checkBatch(b: SequenceBatch): number {
@@ -679,7 +696,11 @@ export class WebGpuBackend implements Backend {
     return this.config.nKvHeads * this.config.headDim;
   }
 
-  async copySlots(src: Int32Array, dst: Int32Array): Promise<void> {
+  copySlots(src: Int32Array, dst: Int32Array): Promise<void> {
+    return this.exclusive(() => this.copySlotsNow(src, dst));
+  }
+
+  private async copySlotsNow(src: Int32Array, dst: Int32Array): Promise<void> {
     this.checkAlive();
     if (src.length !== dst.length) throw new CachetError(`copySlots: ${src.length} sources but ${dst.length} destinations`, 'Pass one destination per source slot.');
     this.checkSlots(src, 'copySlots');
@@ -694,7 +715,11 @@ export class WebGpuBackend implements Backend {
     temp.forEach((t) => t.destroy());
   }
 
-  async rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
+  rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
+    return this.exclusive(() => this.rotateKeysNow(slots, delta));
+  }
+
+  private async rotateKeysNow(slots: Int32Array, delta: Int32Array): Promise<void> {
     this.checkAlive();
     const c = this.config;
     if (slots.length !== delta.length) throw new CachetError(`rotateKeys: ${slots.length} slots but ${delta.length} deltas`, 'Pass one delta per slot.');
@@ -720,7 +745,11 @@ export class WebGpuBackend implements Backend {
     return Math.max(1, Math.floor(Math.min(64 * 2 ** 20, this.gpu.limits.maxStorageBufferBindingSize) / bytesPerSlot));
   }
 
-  async readSlots(slots: Int32Array): Promise<Float32Array> {
+  readSlots(slots: Int32Array): Promise<Float32Array> {
+    return this.exclusive(() => this.readSlotsNow(slots));
+  }
+
+  private async readSlotsNow(slots: Int32Array): Promise<Float32Array> {
     this.checkAlive();
     this.checkSlots(slots, 'readSlots');
     const nL = this.config.nLayers;
@@ -744,7 +773,11 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  async writeSlots(slots: Int32Array, data: Float32Array): Promise<void> {
+  writeSlots(slots: Int32Array, data: Float32Array): Promise<void> {
+    return this.exclusive(() => this.writeSlotsNow(slots, data));
+  }
+
+  private async writeSlotsNow(slots: Int32Array, data: Float32Array): Promise<void> {
     this.checkAlive();
     this.checkSlots(slots, 'writeSlots');
     const nL = this.config.nLayers;
@@ -783,6 +816,7 @@ export class WebGpuBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.queue; // let work already queued finish before its buffers go
     for (const b of this.allBuffers) b.destroy();
     this.querySet?.destroy();
     this.gpu.destroy();

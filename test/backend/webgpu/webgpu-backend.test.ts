@@ -177,6 +177,31 @@ describe('webgpu backend matches the reference backend', () => {
     }
   });
 
+  test('concurrent calls are serialized (shared scratch buffers)', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const w = weightsFor(MODELS[4]![1]);
+    const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
+    const gpu = await createWebGpuBackend(w, { kvSlots: 64, kvF16: false });
+    try {
+      const a = Int32Array.from({ length: PROMPT.length }, (_, i) => i);
+      const b = Int32Array.from({ length: PROMPT.length }, (_, i) => 40 + i);
+      const other = PROMPT.map((t) => (t * 3) % 256);
+      // not awaited one by one: both forwards and a readSlots are in flight together
+      const [ga, gb, kv] = await Promise.all([
+        gpu.forward([batch(PROMPT, 0, a, 'last')]),
+        gpu.forward([batch(other, 0, b, 'last')]),
+        gpu.readSlots(a.subarray(0, 2)),
+      ]);
+      const [ra] = await ref.forward([batch(PROMPT, 0, a, 'last')]);
+      const [rb] = await ref.forward([batch(other, 0, b, 'last')]);
+      expect(relDiff(ga[0]!.logits, ra!.logits)).toBeLessThan(1e-3);
+      expect(relDiff(gb[0]!.logits, rb!.logits)).toBeLessThan(1e-3);
+      expect(relDiff(kv, await ref.readSlots(a.subarray(0, 2)))).toBeLessThan(1e-4);
+    } finally {
+      await gpu.dispose();
+    }
+  });
+
   test('bad input gets typed errors', async (ctx) => {
     if (skip) return ctx.skip(skip);
     const w = weightsFor(MODELS[4]![1]);
