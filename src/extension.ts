@@ -169,7 +169,9 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
       if (!uris?.length) return;
       path = uris[0].fsPath;
     }
-    await vscode.workspace.getConfiguration('cachet').update('modelPath', path, vscode.ConfigurationTarget.Global);
+    // The embedded model is the default: store '' so the setting survives extension updates.
+    const value = path === embeddedModel(context.extensionPath) ? '' : path;
+    await vscode.workspace.getConfiguration('cachet').update('modelPath', value, vscode.ConfigurationTarget.Global);
     // The configuration listener restarts the engine with the new model.
   });
   reg(COMMANDS.dashboard, () => dashboard.show());

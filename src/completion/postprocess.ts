@@ -47,7 +47,8 @@ export function nextLineBelow(suffix: string): string {
  */
 export function postprocess(raw: string, ctx: PostprocessContext, final: boolean): Postprocessed {
   const tab = ctx.tabSize ?? 4;
-  let text = raw.replace(/\r\n/g, '\n');
+  // The editor treats a lone CR as a line break too; count lines the way it will show them.
+  let text = raw.replace(/\r\n?/g, '\n');
   let stop = false;
 
   if (isMidLine(ctx)) {

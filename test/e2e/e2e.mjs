@@ -53,7 +53,8 @@ mkdirSync(join(userData, 'User'), { recursive: true });
 mkdirSync(SHOTS, { recursive: true });
 cpSync(join(ROOT, 'test', 'e2e', 'fixture'), workspace, { recursive: true });
 
-const embedded = existsSync(join(ROOT, 'models')) && readdirSync(join(ROOT, 'models')).some((f) => /^cachet-tiny.*\.gguf$/.test(f));
+// CACHET_E2E_MODEL=generated forces the generated model even when an embedded one is shipped.
+const embedded = process.env.CACHET_E2E_MODEL !== 'generated' && existsSync(join(ROOT, 'models')) && readdirSync(join(ROOT, 'models')).some((f) => /^cachet-tiny.*\.gguf$/.test(f));
 let modelPath = '';
 if (!embedded) {
   // No embedded model in the package: generate a small random-weight one (test/helpers).

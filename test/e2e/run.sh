@@ -6,7 +6,11 @@
 #   test/e2e/run.sh              install (if needed), package, run
 #   test/e2e/run.sh --setup-only install only
 #
-# Env: CACHET_E2E_CACHE (default ~/.cache/cachet-e2e), CACHET_E2E_OUT (default out/e2e).
+# Env: CACHET_E2E_CACHE (default ~/.cache/cachet-e2e), CACHET_E2E_OUT (default out/e2e),
+#      CACHET_E2E_BACKEND (cachet.backend, default auto),
+#      CACHET_E2E_MODEL=generated (use a generated random-weight model even if models/ has one).
+# Prints one line per check, then `e2e: N passed, M failed`; exit status 1 on any failure.
+# Artifacts: $CACHET_E2E_OUT/{cachet.vsix,screenshots/,results.json,run/}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)

@@ -20,6 +20,8 @@ describe('postprocess', () => {
   it('limits the number of lines', () => {
     const r = postprocess('1\n2\n3\n4', ctx('x = ', '', '', 2), false);
     expect(r).toEqual({ text: '1\n2', stop: true });
+    // CR and CRLF are line breaks too.
+    expect(postprocess('1\r2\r\n3', ctx('x = ', '', '', 2), false)).toEqual({ text: '1\n2', stop: true });
   });
 
   it('ends the block at a line indented less than the cursor line', () => {
