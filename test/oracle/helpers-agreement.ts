@@ -81,6 +81,25 @@ export function formatTable(rows: AgreementRow[]): string {
   return [head, sep, ...body].join('\n');
 }
 
+/** One line per model x format: prompts with identical greedy runs, exact steps, worst diff. */
+export function formatSummary(rows: AgreementRow[]): string {
+  const groups = new Map<string, AgreementRow[]>();
+  for (const r of rows) {
+    const k = `${r.model} | ${r.format}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const head = `| model | format | prompts greedy-identical | near-ties | exact steps | max logit diff |`;
+  const sep = '|---|---|---|---|---|---|';
+  const body = [...groups].map(([k, rs]) => {
+    const same = rs.filter((r) => r.argmaxMismatches === 0).length;
+    const ties = rs.reduce((a, r) => a + r.argmaxMismatches, 0);
+    const exact = rs.reduce((a, r) => a + r.exactSteps, 0);
+    const diff = Math.max(...rs.map((r) => r.maxLogitDiff));
+    return `| ${k} | ${same}/${rs.length} | ${ties} | ${exact}/${rs.length * STEPS} | ${diff.toExponential(2)} |`;
+  });
+  return [head, sep, ...body].join('\n');
+}
+
 export function agreementSuite(label: string, base: Omit<TestModelOptions, 'quant'>, formats: TestQuant[] = FORMATS, prompts: Record<string, number[]> = PROMPTS): void {
   const rows: AgreementRow[] = [];
   let llama: Awaited<ReturnType<typeof getOracle>>;
@@ -89,7 +108,7 @@ export function agreementSuite(label: string, base: Omit<TestModelOptions, 'quan
     llama = await getOracle();
   });
   afterAll(() => {
-    if (rows.length) console.log(`\nllama.cpp agreement, ${label}:\n${formatTable(rows)}\n`);
+    if (rows.length) console.log(`\nllama.cpp agreement, ${label}:\n${formatTable(rows)}\n\nsummary:\n${formatSummary(rows)}\n`);
   });
 
   describe(label, () => {

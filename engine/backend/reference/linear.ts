@@ -63,15 +63,42 @@ export class Linear {
     const blocks = cols / 32;
     const sumFix = mins ? new Float64Array(n * blocks) : undefined;
     if (sumFix) for (let t = 0; t < n; t++) q8_1SumCorrection(x.subarray(t * cols, (t + 1) * cols), sumFix.subarray(t * blocks, (t + 1) * blocks));
+    const bias = this.bias;
+    const finish = (o: number, t: number, dot: number) => {
+      let sum = dot;
+      if (mins && sumFix) for (let k = 0; k < blocks; k++) sum += mins[o * blocks + k]! * sumFix[t * blocks + k]!;
+      out[t * rows + o] = bias ? Math.fround(sum) + bias[o]! : sum;
+    };
     for (let o = 0; o < rows; o++) {
       const w = this.row(o);
-      const b = this.bias ? this.bias[o]! : 0;
-      for (let t = 0; t < n; t++) {
+      let t = 0;
+      // Four tokens per pass over the weight row: same sums, a quarter of the row reads.
+      for (; t + 4 <= n; t += 4) {
         const a0 = t * cols;
-        let sum = 0;
-        for (let i = 0; i < cols; i++) sum += w[i]! * act[a0 + i]!;
-        if (mins && sumFix) for (let k = 0; k < blocks; k++) sum += mins[o * blocks + k]! * sumFix[t * blocks + k]!;
-        out[t * rows + o] = this.bias ? Math.fround(sum) + b : sum;
+        const a1 = a0 + cols;
+        const a2 = a1 + cols;
+        const a3 = a2 + cols;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let i = 0; i < cols; i++) {
+          const wi = w[i]!;
+          s0 += wi * act[a0 + i]!;
+          s1 += wi * act[a1 + i]!;
+          s2 += wi * act[a2 + i]!;
+          s3 += wi * act[a3 + i]!;
+        }
+        finish(o, t, s0);
+        finish(o, t + 1, s1);
+        finish(o, t + 2, s2);
+        finish(o, t + 3, s3);
+      }
+      for (; t < n; t++) {
+        const a0 = t * cols;
+        let s0 = 0;
+        for (let i = 0; i < cols; i++) s0 += w[i]! * act[a0 + i]!;
+        finish(o, t, s0);
       }
     }
   }
