@@ -2,8 +2,8 @@
 // prefix cache at work) and a short generation on the embedded default model, models/cachet-tiny*.gguf.
 
 import type { Timings } from '../protocol';
-import { StopRules } from '../context';
 import type { Engine } from './engine-link';
+import { completeAtCursor } from './generate';
 import { ms } from './output';
 
 export const DEMO_PREFIX = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    ';
@@ -20,17 +20,16 @@ export interface DemoReport {
 export async function runDemo(engine: Engine, out: (line: string) => void): Promise<DemoReport> {
   let fim: DemoReport['fim'];
   if (engine.info.fim) {
-    const run = () => engine.complete({ fim: { prefix: DEMO_PREFIX, suffix: DEMO_SUFFIX, filePath: 'fib.py', repoName: 'demo' }, maxTokens: 48 });
+    const run = () => completeAtCursor(engine, { prefix: DEMO_PREFIX, suffix: DEMO_SUFFIX, filePath: 'fib.py', repoName: 'demo', n: 48, maxLines: 8 });
     const cold = await run();
     const warm = await run();
-    const rules = new StopRules({ prefix: DEMO_PREFIX, suffix: DEMO_SUFFIX, stopAtBlockEnd: true, maxLines: 8 });
-    rules.push(warm.text);
-    rules.finish();
-    fim = { prefix: DEMO_PREFIX, suffix: DEMO_SUFFIX, text: rules.text, rawText: warm.text, tokenIds: warm.tokenIds, cold: cold.timings, warm: warm.timings };
+    fim = { prefix: DEMO_PREFIX, suffix: DEMO_SUFFIX, text: warm.text, rawText: warm.rawText, tokenIds: warm.result.tokenIds, cold: cold.result.timings, warm: warm.result.timings };
     out('--- fill-in-the-middle (fib.py, cursor after the base case) ---');
-    out(DEMO_PREFIX + '\x1b[32m' + rules.text + '\x1b[0m' + DEMO_SUFFIX.trimEnd());
-    out(`cold: ${cold.timings.promptTokens} prompt tokens computed in ${ms(cold.timings.ttftMs)} ms; ` +
-      `warm: ${warm.timings.cachedTokens}/${warm.timings.promptTokens} reused from the prefix cache, first token in ${ms(warm.timings.ttftMs)} ms`);
+    out(DEMO_PREFIX + '\x1b[32m' + warm.text + '\x1b[0m' + DEMO_SUFFIX.trimEnd());
+    const c = cold.result.timings;
+    const w = warm.result.timings;
+    out(`cold: ${c.promptTokens} prompt tokens computed in ${ms(c.ttftMs)} ms; ` +
+      `warm: ${w.cachedTokens}/${w.promptTokens} reused from the prefix cache, first token in ${ms(w.ttftMs)} ms`);
   } else {
     fim = { skipped: 'this model has no FIM tokens' };
     out('--- fill-in-the-middle: skipped, the model has no FIM tokens ---');

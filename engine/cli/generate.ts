@@ -3,9 +3,10 @@
 
 import { readFileSync } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
-import { chunksToContextFiles, selectContext, splitAtLineCol, StopRules, type ContextChunk } from '../context';
+import { chunksToContextFiles, selectContext, splitAtLineCol, splitTypedIndent, StopRules, type ContextChunk } from '../context';
 import { CachetError } from '../errors';
 import type { SamplingParams, Timings } from '../protocol';
+import type { GenerationResult } from '../runtime';
 import type { Engine } from './engine-link';
 import { ms, type Io } from './output';
 
@@ -68,28 +69,40 @@ export interface CompleteOptions {
   stream?: (text: string) => void;
 }
 
-/** FIM at a 1-based line/column of a file; the stop rules end decoding early (the request is cancelled). */
-export async function runComplete(engine: Engine, opts: CompleteOptions): Promise<CompleteReport> {
-  let text: string;
-  try {
-    text = readFileSync(opts.file, 'utf8');
-  } catch (err) {
-    throw new CachetError(`cannot read ${opts.file}`, 'Check the --file path.', { cause: err });
-  }
-  let split;
-  try {
-    split = splitAtLineCol(text, opts.line, opts.col);
-  } catch (err) {
-    throw new CachetError(`${opts.file}: ${(err as Error).message}`, 'Lines and columns are 1-based; the column may be one past the last character.');
-  }
-  const context = pickContext(opts.file, text, split.prefix, split.suffix, opts.contextFiles ?? []);
-  const chunks = chunksToContextFiles(context).map((f) => ({ filePath: f.path, text: f.text, score: f.score }));
-  const rules = new StopRules({ prefix: split.prefix, suffix: split.suffix, maxLines: opts.maxLines, stopAtBlockEnd: true });
+export interface CursorCompletion {
+  /** What to insert at the cursor, after the stop rules. */
+  text: string;
+  /** The model's raw output (decoding stops early once the stop rules end the completion). */
+  rawText: string;
+  stopRule: string | undefined;
+  result: GenerationResult;
+}
+
+/**
+ * FIM at a cursor: indentation typed on an empty line is left out of the prompt (a line-aligned
+ * hole) and stripped from the output; the stop rules end decoding early by cancelling the request.
+ */
+export async function completeAtCursor(
+  engine: Engine,
+  opts: {
+    prefix: string;
+    suffix: string;
+    filePath?: string;
+    repoName?: string;
+    chunks?: { filePath: string; text: string; score?: number }[];
+    n: number;
+    maxLines?: number;
+    sampling?: SamplingParams;
+    stream?: (text: string) => void;
+  },
+): Promise<CursorCompletion> {
+  const healed = splitTypedIndent(opts.prefix);
+  const rules = new StopRules({ prefix: opts.prefix, suffix: opts.suffix, maxLines: opts.maxLines, stopAtBlockEnd: true, typedIndent: healed.indent });
   const ac = new AbortController();
   let raw = '';
-  const r = await engine.complete(
+  const result = await engine.complete(
     {
-      fim: { prefix: split.prefix, suffix: split.suffix, filePath: repoPath(opts.file), repoName: opts.repoName, chunks },
+      fim: { prefix: healed.prefix, suffix: opts.suffix, filePath: opts.filePath, repoName: opts.repoName, chunks: opts.chunks },
       maxTokens: opts.n,
       sampling: opts.sampling,
     },
@@ -106,6 +119,37 @@ export async function runComplete(engine: Engine, opts: CompleteOptions): Promis
     const tail = rules.finish();
     if (tail) opts.stream?.(tail);
   }
+  return { text: rules.text, rawText: raw, stopRule: rules.reason, result };
+}
+
+/** FIM at a 1-based line/column of a file. */
+export async function runComplete(engine: Engine, opts: CompleteOptions): Promise<CompleteReport> {
+  let text: string;
+  try {
+    text = readFileSync(opts.file, 'utf8');
+  } catch (err) {
+    throw new CachetError(`cannot read ${opts.file}`, 'Check the --file path.', { cause: err });
+  }
+  let split;
+  try {
+    split = splitAtLineCol(text, opts.line, opts.col);
+  } catch (err) {
+    throw new CachetError(`${opts.file}: ${(err as Error).message}`, 'Lines and columns are 1-based; the column may be one past the last character.');
+  }
+  const context = pickContext(opts.file, text, split.prefix, split.suffix, opts.contextFiles ?? []);
+  const chunks = chunksToContextFiles(context).map((f) => ({ filePath: f.path, text: f.text, score: f.score }));
+  const c = await completeAtCursor(engine, {
+    prefix: split.prefix,
+    suffix: split.suffix,
+    filePath: repoPath(opts.file),
+    repoName: opts.repoName,
+    chunks,
+    n: opts.n,
+    maxLines: opts.maxLines,
+    sampling: opts.sampling,
+    stream: opts.stream,
+  });
+  const r = c.result;
   return {
     model: engine.info.path,
     backend: engine.backendName,
@@ -113,11 +157,11 @@ export async function runComplete(engine: Engine, opts: CompleteOptions): Promis
     line: opts.line,
     col: opts.col,
     tokenIds: r.tokenIds,
-    rawText: raw,
-    text: rules.text,
-    stopRule: rules.reason,
-    context: context.map((c) => ({ path: c.path, startLine: c.startLine, endLine: c.endLine, score: c.score })),
-    finishReason: rules.reason && r.finishReason === 'cancelled' ? 'stop' : r.finishReason,
+    rawText: c.rawText,
+    text: c.text,
+    stopRule: c.stopRule,
+    context: context.map((x) => ({ path: x.path, startLine: x.startLine, endLine: x.endLine, score: x.score })),
+    finishReason: c.stopRule && r.finishReason === 'cancelled' ? 'stop' : r.finishReason,
     timings: r.timings,
     cache: { promptTokens: r.timings.promptTokens, cachedTokens: r.timings.cachedTokens, prefilledTokens: r.timings.prefillTokens },
   };

@@ -61,8 +61,9 @@ export interface BuildOptions {
   countTokens?: CountTokens;
   /**
    * PSM formats: put the cursor line's text before the cursor after the middle token instead of in
-   * the prefix (llama.vscode does this). While the user types on one line, everything up to and
-   * including the middle token stays identical, so only the few tokens after it are recomputed.
+   * the prefix (llama.cpp's /infill does this). While the user types on one line, everything up to
+   * and including the middle token stays identical, so only the few tokens after it are recomputed.
+   * Not applied when that text is only indentation.
    */
   cursorLineInMiddle?: boolean;
 }
@@ -73,10 +74,13 @@ export function buildFimPrompt(format: FimFormat, input: FimInput, options: Buil
   const count = options.countTokens ?? approxTokens;
   let prefix = truncatePrefix(input.prefix, budget.prefixTokens, count);
   let linePrefix = '';
-  if (options.cursorLineInMiddle && format.order === 'psm') {
-    const nl = prefix.lastIndexOf('\n');
-    linePrefix = prefix.slice(nl + 1);
-    prefix = prefix.slice(0, nl + 1);
+  const cursorLine = prefix.slice(prefix.lastIndexOf('\n') + 1);
+  // Indentation alone stays in the prefix: a middle that starts with a bare run of spaces is far
+  // from anything a model saw in training (measured on Cachet-Tiny: it answers with junk). See
+  // splitTypedIndent for the better fix, which needs the caller to strip the output too.
+  if (options.cursorLineInMiddle && format.order === 'psm' && cursorLine.trim() !== '') {
+    linePrefix = cursorLine;
+    prefix = prefix.slice(0, prefix.length - cursorLine.length);
   }
   const suffix = truncateSuffix(input.suffix, budget.suffixTokens, count);
 
@@ -124,6 +128,18 @@ export function buildFimPrompt(format: FimFormat, input: FimInput, options: Buil
     segments.push({ kind: 'middle', key: 'middle', parts: [marker('middle'), { text: linePrefix }] });
   }
   return { format, segments: segments.filter((s) => s.parts.some((p) => p.role !== undefined || p.text !== '')), droppedContext };
+}
+
+/**
+ * Indentation typed on an otherwise empty cursor line, split off the prefix. Prompting with the
+ * prefix up to the line start (a line-aligned hole, as FIM training mostly uses) and removing the
+ * indentation from the completion's start (StopRules `typedIndent`) avoids the tokenization
+ * artifacts of a prompt that ends in a run of spaces.
+ */
+export function splitTypedIndent(prefix: string): { prefix: string; indent: string } {
+  const cursorLine = prefix.slice(prefix.lastIndexOf('\n') + 1);
+  if (cursorLine === '' || cursorLine.trim() !== '' || !prefix.includes('\n')) return { prefix, indent: '' };
+  return { prefix: prefix.slice(0, prefix.length - cursorLine.length), indent: cursorLine };
 }
 
 function contextSegment(format: FimFormat, file: ContextFile): PromptSegment {

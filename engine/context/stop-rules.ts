@@ -35,6 +35,11 @@ export interface StopRuleOptions {
   stopAtBlockEnd?: boolean;
   /** One line only when text follows the cursor on its line (llama.vscode, Copilot). Default true. */
   singleLineMidLine?: boolean;
+  /**
+   * Indentation the user already typed but the prompt left out (splitTypedIndent): removed from
+   * the start of the completion (as much of it as the completion repeats).
+   */
+  typedIndent?: string;
 }
 
 export type StopReason = 'stop-string' | 'max-lines' | 'block-end' | 'suffix-repeat';
@@ -61,6 +66,7 @@ export class StopRules {
   private readonly blockRule: boolean;
   private readonly nextSuffixLine: string | undefined;
   private readonly restOfLine: string;
+  private readonly typedIndent: string;
   private pending = '';
   private lineIndex = 0;
   private released = '';
@@ -74,6 +80,7 @@ export class StopRules {
     const prefix = options.prefix ?? '';
     const cursorLine = prefix.slice(prefix.lastIndexOf('\n') + 1);
     this.baseIndent = indentOf(cursorLine);
+    this.typedIndent = options.typedIndent ?? '';
     this.blockRule = options.stopAtBlockEnd ?? false;
     const suffix = options.suffix ?? '';
     const nl = suffix.indexOf('\n');
@@ -175,6 +182,11 @@ export class StopRules {
   }
 
   private release(k: number, line: string): void {
+    if (k === 0 && this.typedIndent !== '') {
+      let n = 0;
+      while (n < this.typedIndent.length && n < line.length && line[n] === this.typedIndent[n]) n++;
+      line = line.slice(n);
+    }
     this.released += k === 0 ? line : '\n' + line;
   }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyStopRules } from '../../engine/context';
+import { applyStopRules, splitTypedIndent } from '../../engine/context';
 import { openGguf } from '../../engine/gguf';
 import { configFromGguf } from '../../engine/model';
 import { Engine } from '../../engine/runtime';
@@ -116,10 +116,14 @@ describe('cachet CLI', () => {
     const r = runJson(['complete', '--model', model, '--file', file, '--line', '3', '--col', '5', '--n', '24', '--backend', 'reference']);
     const engine = await Engine.load({ modelPath: model, backend: 'reference' });
     try {
-      const full = await engine.complete({ fim: { prefix, suffix, filePath: 'sum.py' }, maxTokens: 24 });
+      // The cursor sits after indentation only: the prompt ends at the line start and the typed
+      // indentation is stripped from the output.
+      const healed = splitTypedIndent(prefix);
+      expect(healed.indent).toBe('    ');
+      const full = await engine.complete({ fim: { prefix: healed.prefix, suffix, filePath: 'sum.py' }, maxTokens: 24 });
       // The CLI may stop early (stop rules cancel decoding): its raw output is a prefix of the full one.
       expect(full.text.startsWith(r.rawText)).toBe(true);
-      expect(r.text).toBe(applyStopRules(r.rawText, { prefix, suffix, stopAtBlockEnd: true }).text);
+      expect(r.text).toBe(applyStopRules(r.rawText, { prefix, suffix, stopAtBlockEnd: true, typedIndent: '    ' }).text);
       expect(r.tokenIds).toEqual(full.tokenIds.slice(0, r.tokenIds.length));
     } finally {
       await engine.dispose();

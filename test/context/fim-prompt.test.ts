@@ -5,6 +5,7 @@ import {
   familyFromPrefixText,
   fimFormatFor,
   promptText,
+  splitTypedIndent,
   tokenizePrompt,
   type PromptTokenizer,
 } from '../../engine/context';
@@ -144,6 +145,18 @@ describe('cursor line after the middle token', () => {
     const b = at('return x');
     const common = a.slice(0, a.indexOf('<|fim_middle|>') + '<|fim_middle|>'.length);
     expect(b.startsWith(common)).toBe(true);
+  });
+
+  it('keeps a cursor line of bare indentation in the prefix', () => {
+    const p = buildFimPrompt(FIM_FORMATS.deepseek, { path: 'a.py', prefix: 'if x:\n    ', suffix: '\n' }, { cursorLineInMiddle: true });
+    expect(promptText(p)).toBe('<｜fim▁begin｜>if x:\n    <｜fim▁hole｜>\n<｜fim▁end｜>');
+  });
+
+  it('splitTypedIndent: a line-aligned prompt and the indentation to strip from the output', () => {
+    expect(splitTypedIndent('if x:\n    ')).toEqual({ prefix: 'if x:\n', indent: '    ' });
+    expect(splitTypedIndent('if x:\n    y')).toEqual({ prefix: 'if x:\n    y', indent: '' });
+    expect(splitTypedIndent('if x:\n')).toEqual({ prefix: 'if x:\n', indent: '' });
+    expect(splitTypedIndent('  ')).toEqual({ prefix: '  ', indent: '' });
   });
 
   it('leaves SPM (Codestral) alone: its prefix is already last', () => {

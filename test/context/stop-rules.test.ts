@@ -56,6 +56,14 @@ describe('stop rules', () => {
     expect(applyStopRules('x = 1\ny = 2', { suffix: '   \nz' }).text).toBe('x = 1\ny = 2');
   });
 
+  it('typedIndent: strips the already-typed indentation from the first line only', () => {
+    const opts = { prefix: 'def f(n):\n    ', typedIndent: '    ', stopAtBlockEnd: true };
+    expect(applyStopRules('    return n\n    x = 1', opts).text).toBe('return n\n    x = 1');
+    expect(applyStopRules('        deeper()', opts).text).toBe('    deeper()');
+    expect(applyStopRules('  partial', opts).text).toBe('partial');
+    expect(applyStopRules('    return n\nprint(1)', opts)).toEqual({ text: 'return n', reason: 'block-end' });
+  });
+
   it('stop tokens: EOG plus every FIM token', () => {
     const isStop = fimStopTokenCheck({ fim: { prefix: 10, suffix: 11, middle: 12, fileSep: 14 }, isEog: (id) => id === 2 });
     expect([2, 10, 11, 12, 14, 13, 3].map(isStop)).toEqual([true, true, true, true, true, false, false]);
