@@ -6,7 +6,7 @@
 //
 // Run from the repository root (2-core box: about 2-3 minutes with the defaults):
 //   npx esbuild bench/load.ts --bundle --platform=node --packages=external --loader:.wgsl=text \
-//     --outfile=bench/tmp/load.js && node bench/tmp/load.js [--requests 200] [--sessions 2] \
+//     --outfile=bench/tmp/load.js && node --expose-gc bench/tmp/load.js [--requests 200] [--sessions 2] \
 //     [--backend reference] [--speculative] [--prefill-chunk 64]
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -154,8 +154,8 @@ async function main(): Promise<void> {
         void sleep(after).then(() => { if (previous?.stream === stream) { cancelAt.t = performance.now(); stream.cancel(); cancelledRandomly++; } });
       }
       void done;
-      if (sent % 50 === 0 && index === 0) {
-        const m = await client.metrics();
+      if (sent % 20 === 0) {
+        const m = await client.metrics({ gc: true });
         memory.push({ atRequest: sent, heapUsedMB: round(m.memory.heapUsedBytes / 2 ** 20), rssMB: round(m.memory.rssBytes / 2 ** 20), kvUsed: m.kv.slotsUsed, kvCached: m.kv.slotsCached });
       }
     }
@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   await chat;
   const wallS = (performance.now() - t0) / 1000;
 
-  const end: MetricsSnapshot = await client.metrics();
+  const end: MetricsSnapshot = await client.metrics({ gc: true });
   await client.clearCache();
   const afterClear = await client.metrics();
   memory.push({ atRequest: sent, heapUsedMB: round(end.memory.heapUsedBytes / 2 ** 20), rssMB: round(end.memory.rssBytes / 2 ** 20), kvUsed: end.kv.slotsUsed, kvCached: end.kv.slotsCached });
@@ -231,6 +231,7 @@ async function main(): Promise<void> {
       kvSlotsUsedAfterClear: afterClear.kv.slotsUsed,
     },
     memory: {
+      note: typeof (globalThis as { gc?: unknown }).gc === 'function' ? 'worker heap after a forced GC, sampled every 20 requests' : 'worker heap without forced GC (run node --expose-gc for a leak check)',
       samples: memory,
       heapFirstMB: heaps[0], heapLastMB: heaps.at(-1), heapMaxMB: Math.max(...heaps),
     },
