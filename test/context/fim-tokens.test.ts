@@ -2,7 +2,7 @@
 // tokenizations in .inp/.out give the text parts' ids independently of our tokenizer).
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { assembleFim, buildFimPrompt, fimFormatFor, promptText, tokenizePrompt } from '../../engine/context';
+import { assembleFim, buildFimPrompt, fimFormatFor, promptText, splitTypedIndent, tokenizePrompt } from '../../engine/context';
 import { openGguf } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
 
@@ -114,5 +114,28 @@ describe.skipIf(!have)('FIM token sequences with fixture vocabularies', () => {
     expect(a.prompt.droppedContext).toEqual(['b.py']);
     const order = a.prompt.segments.filter((s) => s.kind === 'context').map((s) => s.key.split(':')[1]);
     expect(order).toEqual(['a.py', 'c.py']);
+  });
+});
+
+describe.skipIf(!have)('prefix reuse while typing (deepseek-coder vocabulary)', () => {
+  it('with the cursor line after the middle token and typed indentation healed, every keystroke keeps all tokens up to the middle token', () => {
+    const { tok } = load('deepseek-coder');
+    const before = 'def total(xs):\n    """Sum of xs."""\n    s = 0\n';
+    const after = '\n    return s\n\n\nprint(total([1, 2, 3]))\n';
+    const line = '    for x in xs:';
+    let prev: number[] | undefined;
+    let middleEnd = 0;
+    for (let k = 0; k <= line.length; k++) {
+      const pre = before + line.slice(0, k);
+      const a = assembleFim(tok, { prefix: splitTypedIndent(pre).prefix, suffix: after, filePath: 'a.py' });
+      const ids = a.tokens.ids;
+      const middle = a.tokens.segments.find((s) => s.kind === 'middle')!;
+      if (prev) {
+        // Everything through the middle token is unchanged; only the typed text after it grows.
+        expect(ids.slice(0, middle.start + 1)).toEqual(prev.slice(0, middleEnd));
+      }
+      prev = ids;
+      middleEnd = middle.start + 1;
+    }
   });
 });
