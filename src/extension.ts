@@ -203,8 +203,12 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
         : s.kind === 'error'
           ? `error: ${s.error.message}`
           : s.kind;
-    void vscode.window.showInformationMessage(`Cachet: ${enabled ? 'on' : 'off'}; engine ${text}; activated in ${activationMs.toFixed(1)} ms.`);
-    return { enabled, engine: s.kind, activationMs };
+    const c = { ...counters, cacheHits: session.cache.hits };
+    void vscode.window.showInformationMessage(
+      `Cachet: ${enabled ? 'on' : 'off'}; engine ${text}; activated in ${activationMs.toFixed(1)} ms; ` +
+        `completions: ${c.requests} requests, ${c.cacheHits} cache hits, ${c.joined} joined, ${c.cancelled} cancelled, ${c.accepted} accepted.`,
+    );
+    return { enabled, engine: s.kind, activationMs, ...c };
   });
 
   // ---- settings changes

@@ -158,6 +158,18 @@ async function toasts() {
   return out;
 }
 
+/** The extension's completion counters, from the Cachet: Show Status message. */
+async function sessionCounters() {
+  await clearToasts();
+  await palette('Cachet: Show Status');
+  const msg = page.locator('.notification-list-item-message', { hasText: 'cache hits' }).first();
+  await msg.waitFor({ timeout: 10_000 });
+  const t = nbsp(await msg.innerText());
+  await clearToasts();
+  const n = (re) => Number(re.exec(t)?.[1] ?? NaN);
+  return { requests: n(/(\d+) requests/), cacheHits: n(/(\d+) cache hits/), joined: n(/(\d+) joined/) };
+}
+
 async function clearToasts() {
   await page.keyboard.press('Escape');
   const close = page.locator('.notifications-toasts .codicon-notifications-clear, .notifications-toasts .codicon-close');
@@ -298,6 +310,23 @@ try {
     const after = await cursorMoved(before);
     await shot('accept-line');
     return `ghost ${JSON.stringify(ghost.slice(0, 30))}: Col ${before.col} -> Ln ${after.line} Col ${after.col}`;
+  });
+
+  await check('typing the start of a shown suggestion reuses it (no new model request)', async () => {
+    await page.keyboard.press('Escape');
+    await typeAtEnd('y = mean(');
+    await ghostText(60_000);
+    const first = nbsp(await page.locator('.ghost-text-decoration').first().innerText());
+    if (!first) throw new Error('no inline ghost text on the cursor line');
+    const before = await sessionCounters();
+    await page.keyboard.type(first.slice(0, 1), { delay: 50 });
+    await sleep(1000);
+    const after = await sessionCounters();
+    const reused = after.cacheHits - before.cacheHits + (after.joined - before.joined);
+    if (after.requests !== before.requests) throw new Error(`a new model request started: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+    if (reused < 1) throw new Error(`neither a cache hit nor a join: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+    await shot('type-through');
+    return `typed ${JSON.stringify(first.slice(0, 1))}: cache hits +${after.cacheHits - before.cacheHits}, joined +${after.joined - before.joined}`;
   });
 
   await check('the dashboard shows live engine metrics', async () => {
