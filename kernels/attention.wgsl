@@ -243,3 +243,103 @@ fn attn_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
   }
 }
+
+// Prefill variant: one workgroup per (block of 16 queries, query head). Keys stream through shared
+// memory in tiles of 32 (K, then V in the same buffer), so each key is read once per query block
+// instead of once per query. Online softmax per query row; writes O directly (no split-K).
+// Needs head_dim <= 128 and $WG == 64.
+const BQ = 16u;
+const BK = 32u;
+var<workgroup> qb: array<f32, 2048>;        // [BQ][head_dim]
+var<workgroup> kvt: array<f32, 4096>;       // [BK][head_dim]: K tile, then V tile
+var<workgroup> sp: array<f32, 512>;         // [BQ][BK]: scores, then probabilities
+var<workgroup> row_m: array<f32, 16>;
+var<workgroup> row_l: array<f32, 16>;
+var<workgroup> row_c: array<f32, 16>;
+
+fn load_tile(t0: u32, kv_end: u32, kvh: u32, is_v: bool, lid: u32) {
+  let dim = p.head_dim;
+  let pairs = dim / 2u;
+  for (var w = lid; w < BK * pairs; w += $WG) {
+    let key = w / pairs;
+    let pr = w % pairs;
+    let j = t0 + key;
+    var v = vec2<f32>(0.0);
+    if (j < kv_end) {
+      let idx = ((u32(CTX[j]) * p.kv_heads + kvh) * dim) / 2u + pr;
+      if (is_v) { v = v_load2(idx); } else { v = k_load2(idx); }
+    }
+    kvt[key * dim + 2u * pr] = v.x;
+    kvt[key * dim + 2u * pr + 1u] = v.y;
+  }
+}
+
+@compute @workgroup_size($WG)
+fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  touch_bindings();
+  let q0 = wid.x * BQ;
+  let h = wid.y;
+  let dim = p.head_dim;
+  let kvh = h / (p.heads / p.kv_heads);
+  let n = st.n_tokens;
+  for (var e = lid; e < BQ * dim; e += $WG) {
+    let qi = e / dim;
+    var v = 0.0;
+    if (q0 + qi < n) { v = Q[((q0 + qi) * p.heads + h) * dim + e % dim] * p.scale; }
+    qb[e] = v;
+  }
+  if (lid < BQ) { row_m[lid] = NEG; row_l[lid] = 0.0; }
+  // keys visible to the block's last query
+  let kv_end = st.n_past + min(q0 + BQ, n);
+  let qi = lid / 4u;              // this thread's query row (scores and output)
+  let sub = lid % 4u;
+  let limit = st.n_past + q0 + qi + 1u;
+  var acc: array<f32, 32>;        // dims sub + 4 * j
+  for (var j = 0u; j < 32u; j++) { acc[j] = 0.0; }
+  let dpt = dim / 4u;             // dims per thread
+  for (var t0 = 0u; t0 < kv_end; t0 += BK) {
+    workgroupBarrier();
+    load_tile(t0, kv_end, kvh, false, lid);
+    workgroupBarrier();
+    // scores: keys sub + 4r of the tile for row qi
+    for (var r = 0u; r < BK / 4u; r++) {
+      let kk = sub + 4u * r;
+      var s = 0.0;
+      for (var d = 0u; d < dim; d++) { s += qb[qi * dim + d] * kvt[kk * dim + d]; }
+      sp[qi * BK + kk] = select(NEG, s, t0 + kk < limit);
+    }
+    workgroupBarrier();
+    if (lid < BQ) {
+      var mx = row_m[lid];
+      for (var kk = 0u; kk < BK; kk++) { mx = max(mx, sp[lid * BK + kk]); }
+      var sum = 0.0;
+      for (var kk = 0u; kk < BK; kk++) {
+        let sc = sp[lid * BK + kk];
+        let e = select(0.0, exp(sc - mx), sc > NEG);
+        sp[lid * BK + kk] = e;
+        sum += e;
+      }
+      let c = exp(row_m[lid] - mx);
+      row_c[lid] = c;
+      row_l[lid] = row_l[lid] * c + sum;
+      row_m[lid] = mx;
+    }
+    workgroupBarrier();
+    load_tile(t0, kv_end, kvh, true, lid);
+    workgroupBarrier();
+    let c = row_c[qi];
+    for (var j = 0u; j < dpt; j++) {
+      let d = sub + 4u * j;
+      var a = acc[j] * c;
+      for (var kk = 0u; kk < BK; kk++) { a += sp[qi * BK + kk] * kvt[kk * dim + d]; }
+      acc[j] = a;
+    }
+  }
+  workgroupBarrier();
+  if (q0 + qi < n) {
+    let inv = 1.0 / row_l[qi];
+    for (var j = 0u; j < dpt; j++) {
+      O[((q0 + qi) * p.heads + h) * dim + sub + 4u * j] = acc[j] * inv;
+    }
+  }
+}

@@ -63,8 +63,13 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
   };
   const KC = buf(H, packKv(kv, f16));
   const VC = buf(H, packKv(vv, f16));
-  await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' ? kvh : heads, n);
-  await run(H, pc, [pipes.bind(pc, 0, entries), pipes.bind(pc, 1, { 0: KC, 1: VC })], heads, n);
+  if (entry === 'attn_prefill') {
+    // writes O directly: one workgroup per 16 queries and head
+    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], Math.ceil(n / 16), heads, 1);
+  } else {
+    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' ? kvh : heads, n);
+    await run(H, pc, [pipes.bind(pc, 0, entries), pipes.bind(pc, 1, { 0: KC, 1: VC })], heads, n);
+  }
   const want = cpuAttention(q, kvRound(kv, f16), kvRound(vv, f16), ctxSlots, n, heads, kvh, dim);
   return relError(await readF32(H, O, n * heads * dim), want);
 }
@@ -86,6 +91,11 @@ describe('attention kernels', () => {
   test('attn_decode fallback path: f32 KV, no subgroups, 8 heads per KV head, head_dim 32', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runAttention(h.altPipes, 1, 130, 32, 128, 'attn_decode', 8, 1)).toBeLessThan(2e-5);
+  });
+  test('attn_prefill (16-query blocks, K/V tiles in shared memory): 21 queries after 40 cached keys', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runAttention(h.pipes, 21, 61, 128, 64, 'attn_prefill')).toBeLessThan(2e-5);
+    expect(await runAttention(h.altPipes, 5, 37, 64, 64, 'attn_prefill', 6, 3)).toBeLessThan(2e-5);
   });
   test('fallback path: f32 KV, no subgroups, head_dim 40, one split', async (ctx) => {
     if (!h) return ctx.skip(skip);

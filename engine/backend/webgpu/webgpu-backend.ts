@@ -80,6 +80,8 @@ interface LayerOps {
   attnPartial: Op;
   /** GQA-grouped decode attention, when the head layout allows it. */
   attnDecode?: Op;
+  /** Query-block prefill attention with K/V tiles in shared memory (head_dim <= 128). */
+  attnPrefill?: Op;
   attnCombine: Op;
   o: MatOp;
   ffnNorm: Op;
@@ -428,6 +430,7 @@ export class WebGpuBackend implements Backend {
         storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
         attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
+        attnPrefill: c.headDim <= 128 && c.headDim % 4 === 0 ? this.op('attention', 'attn_prefill', 'f32', attnG, kv) : undefined,
         attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
         o: this.matOp(L.o, this.attn, this.x, true, 'attn_out'),
         ffnNorm: this.normOp(this.x, this.xn, L.ffnNorm, L.ffnNormBias, normParams),
@@ -641,10 +644,13 @@ export class WebGpuBackend implements Backend {
       }
       this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
       this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
-      // the grouped kernel reads each key once per GQA group: better for prefill too
-      if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
-      else this.dispatch(L.attnPartial, splits, c.nHeads, m);
-      this.dispatch(L.attnCombine, c.nHeads, m);
+      if (L.attnPrefill && m > MATVEC_MAX_TOKENS && this.useFused) {
+        this.dispatch(L.attnPrefill, Math.ceil(m / 16), c.nHeads);
+      } else {
+        if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
+        else this.dispatch(L.attnPartial, splits, c.nHeads, m);
+        this.dispatch(L.attnCombine, c.nHeads, m);
+      }
       if (F) {
         const [ox, oy] = fusedGrid(c.nEmbd);
         this.dispatch(F.o, ox, oy, m);
