@@ -128,13 +128,17 @@ describe('Engine backend choice', () => {
     const failing: BackendFactory = async () => {
       throw new BackendUnavailableError('no WebGPU adapter', 'Install Mesa lavapipe or use a GPU.');
     };
+    const noOrt: BackendFactory = async () => {
+      throw new BackendUnavailableError('onnxruntime-node failed to load', 'Reinstall the extension.');
+    };
     const engine = await Engine.load({
-      modelPath, backend: 'auto', contextLength: 128, backendFactories: { webgpu: failing }, onWarning: (w) => warnings.push(w),
+      modelPath, backend: 'auto', contextLength: 128, backendFactories: { webgpu: failing, onnx: noOrt }, onWarning: (w) => warnings.push(w),
     });
     try {
       expect(engine.info.backend).toBe('reference');
-      expect(warnings[0]).toMatchObject({ code: 'backend-fallback' });
-      expect(warnings[0].message).toMatch(/webgpu.*no WebGPU adapter/);
+      expect(warnings.map((w) => w.code)).toEqual(['backend-fallback', 'backend-fallback']);
+      expect(warnings[0].message).toMatch(/webgpu.*no WebGPU adapter.*using onnx/);
+      expect(warnings[1].message).toMatch(/onnx.*failed to load.*using reference/);
       expect(engine.metrics().notes.join('\n')).toMatch(/webgpu/);
     } finally {
       await engine.dispose();
@@ -163,8 +167,12 @@ describe('Engine backend choice', () => {
       return wrapped;
     };
     const warnings: EngineWarning[] = [];
+    // ONNX "cannot start" here, so the failover lands on the reference backend.
+    const noOrt: BackendFactory = async () => {
+      throw new BackendUnavailableError('onnxruntime-node failed to load', 'Reinstall the extension.');
+    };
     const engine = await Engine.load({
-      modelPath, backend: 'auto', contextLength: 128, prefillChunk: 8, backendFactories: { webgpu: flaky }, onWarning: (w) => warnings.push(w),
+      modelPath, backend: 'auto', contextLength: 128, prefillChunk: 8, backendFactories: { webgpu: flaky, onnx: noOrt }, onWarning: (w) => warnings.push(w),
     });
     try {
       expect(engine.info.backend).toBe('webgpu');

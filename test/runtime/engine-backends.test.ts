@@ -1,38 +1,43 @@
 // The Engine's scheduling paths (chunked prefill, prefix reuse, batched decodes, speculative
-// verification with logits for every position) on the WebGPU backend, against the same engine on
-// the reference backend. Skips when no WebGPU adapter exists here.
+// verification with logits for every position) on the WebGPU and ONNX backends, against the same
+// engine on the reference backend. A backend that cannot start here is skipped with its reason.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendUnavailableError } from '../../engine/errors';
 import { Engine } from '../../engine/runtime/engine';
 import { makeTestModel } from '../helpers/make-test-model';
 
-let gpu: Engine | undefined;
 let cpu: Engine;
-let skipReason = '';
+let modelPath: string;
+const options = () => ({ modelPath, contextLength: 256, prefillChunk: 16 });
 
 beforeAll(async () => {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 21 });
-  const options = { modelPath, contextLength: 256, prefillChunk: 16 };
-  try {
-    gpu = await Engine.load({ ...options, backend: 'webgpu' });
-  } catch (err) {
-    if (!(err instanceof BackendUnavailableError)) throw err;
-    skipReason = err.message;
-    console.log(`SKIP engine-webgpu: ${err.message}`);
-  }
-  cpu = await Engine.load({ ...options, backend: 'reference' });
+  modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 21 });
+  cpu = await Engine.load({ ...options(), backend: 'reference' });
 });
 
 afterAll(async () => {
-  await gpu?.dispose();
   await cpu?.dispose();
 });
 
-describe('Engine on WebGPU vs reference', () => {
+describe.each(['webgpu', 'onnx'] as const)('Engine on %s vs reference', (backend) => {
+  let engine: Engine | undefined;
+  let skipReason = '';
+  beforeAll(async () => {
+    try {
+      engine = await Engine.load({ ...options(), backend });
+    } catch (err) {
+      if (!(err instanceof BackendUnavailableError)) throw err;
+      skipReason = err.message;
+      console.log(`SKIP engine on ${backend}: ${err.message}`);
+    }
+  });
+  afterAll(async () => engine?.dispose());
+
   it('gives the same greedy tokens through chunked prefill, prefix reuse, batching and speculation', async (ctx) => {
-    if (!gpu) ctx.skip(skipReason);
-    const g = gpu!;
+    if (!engine) ctx.skip(skipReason);
+    const g = engine!;
+    expect(g.backendName).toBe(backend);
     const base = cpu.tokenize('const values = [1, 2, 3];\nconst doubled = values.map((v) => v * 2);\n').tokenIds;
     const prompts = [base, [...base, ...cpu.tokenize('console.log(doubled').tokenIds]];
     for (const engine of [g, cpu]) expect(engine.info.contextLength).toBe(256);
