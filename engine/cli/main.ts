@@ -37,6 +37,7 @@ const SAMPLING: Options = {
 };
 
 interface Command {
+  summary: string;
   usage: string;
   options: Options;
   positionals?: boolean;
@@ -45,6 +46,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   info: {
+    summary: "What a GGUF holds: architecture, sizes, quant mix, context, tokenizer, FIM, problems.",
     usage: 'cachet info MODEL.gguf [--json]\n  Architecture, sizes, quantization mix, context length, tokenizer, FIM support and problems.',
     options: {},
     positionals: true,
@@ -57,6 +59,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   tokenize: {
+    summary: "Token ids and pieces of a text, with the model's tokenizer.",
     usage: 'cachet tokenize --model M (--text T | --text-file F) [--special] [--add-special] [--json]\n  Token ids and pieces; --special parses special-token text, --add-special adds BOS/EOS.',
     options: { model: { type: 'string', short: 'm' }, text: { type: 'string' }, 'text-file': { type: 'string' }, special: { type: 'boolean' }, 'add-special': { type: 'boolean' } },
     async run(v, _pos, io) {
@@ -69,6 +72,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   generate: {
+    summary: "Continue a prompt (greedy or sampled), streamed.",
     usage:
       'cachet generate --model M (--prompt T | --prompt-file F) [--n N] [--greedy | --temp T [--top-k K] [--top-p P] [--seed S]]\n' +
       '                [--backend reference|webgpu|onnx|auto] [--ctx N] [--json]\n  Continues a prompt; streams text to stdout.',
@@ -85,6 +89,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   complete: {
+    summary: "Fill-in-the-middle at a line/column of a file, with repository context.",
     usage:
       'cachet complete --model M --file F --line L --col C [--n N] [--max-lines N] [--repo NAME] [--context FILE ...]\n' +
       '                [--backend ...] [--json]\n  Fill-in-the-middle at a 1-based line/column of F (the cursor goes before column C).',
@@ -108,6 +113,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   serve: {
+    summary: "OpenAI-compatible endpoint on 127.0.0.1 (completions with FIM suffix, chat, models, metrics).",
     usage:
       'cachet serve --model M [--port 8012] [--host 127.0.0.1] [--token T] [--max-body BYTES] [--backend ...]\n' +
       'cachet serve --remote URL [--api-key K] [--remote-model NAME] ...\n' +
@@ -140,6 +146,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   bench: {
+    summary: "Prefill and decode timing, cold and warm (prefix cache).",
     usage: 'cachet bench --model M [--prompt-tokens 128,512] [--n 32] [--backend ...] [--json]\n  Prefill and decode timing, cold and warm (prefix cache) runs. Fuller suites: bench/.',
     options: { ...ENGINE, n: { type: 'string', short: 'n' }, 'prompt-tokens': { type: 'string' } },
     async run(v, _pos, io) {
@@ -157,6 +164,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   demo: {
+    summary: "FIM and a short generation on the bundled model (models/cachet-tiny*.gguf).",
     usage: 'cachet demo [--model M] [--backend ...] [--json]\n  A FIM completion and a short generation on the bundled model (models/cachet-tiny*.gguf).',
     options: { model: { type: 'string', short: 'm' }, backend: { type: 'string' }, threads: { type: 'string' } },
     async run(v, _pos, io) {
@@ -192,7 +200,7 @@ function usageText(command?: string): string {
     '',
     'usage: cachet <command> [options]   (cachet <command> --help for details)',
     '',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.usage.split('\n').find((l) => l.startsWith('  '))?.trim() ?? ''}`),
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`),
     '',
     'Every command takes --json. Exit codes: 0 ok, 1 usage, 2 error (message and hint on stderr), 3 bug.',
   ].join('\n');
@@ -279,9 +287,13 @@ async function withEngine(v: Values, io: Io, command: string, body: (engine: Eng
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    io.err(usageText());
+    return EXIT_USAGE;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.out(usageText(rest[0]));
-    return name === undefined ? EXIT_USAGE : EXIT_OK;
+    return EXIT_OK;
   }
   if (name === '--version' || name === '-v') {
     io.out(VERSION);
