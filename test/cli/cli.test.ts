@@ -170,6 +170,10 @@ describe('cachet CLI', () => {
     expect(b.stderr).toMatch(/Unknown option '--nope'/);
     expect(b.stderr).toMatch(/usage: cachet tokenize/);
     expect(run(['generate', '--model', model]).code).toBe(1);
+    const help = run(['--help']);
+    expect(help.code).toBe(0);
+    for (const c of ['info', 'tokenize', 'generate', 'complete', 'serve', 'bench', 'demo']) expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    expect(run([]).code).toBe(1);
   });
 
   it('generate --temp --seed: reproducible per seed and equal to the Engine API with the same sampler', async () => {
