@@ -146,6 +146,14 @@ describe('cachet CLI', () => {
     expect(withCtx.cache.promptTokens - without.cache.promptTokens).toBe(added);
   });
 
+  it('bench --json: cold and warm rows per prompt length; the warm run reuses the prefix cache', () => {
+    const r = runJson(['bench', '--model', model, '--prompt-tokens', '40,80', '--n', '4', '--backend', 'reference']);
+    expect(r.rows.map((x: { promptTokens: number; run: string }) => `${x.promptTokens}/${x.run}`)).toEqual(['40/cold', '40/warm', '80/cold', '80/warm']);
+    for (const row of r.rows) expect(row.decodeTokens).toBe(4);
+    expect(r.rows[0].cachedTokens).toBe(0);
+    expect(r.rows[1].cachedTokens).toBeGreaterThan(0);
+  });
+
   it('bad model file -> exit 2 with message and hint', () => {
     const bad = join(dir, 'bad.gguf');
     writeFileSync(bad, 'definitely not a gguf file');
