@@ -105,3 +105,37 @@ fn rope_shift(@builtin(global_invocation_id) gid: vec3<u32>) {
     k_store2(base + 2u * q + 1u, rotate(b.x, b.y, c1));
   }
 }
+
+// rope_q and rope_store_kv in one dispatch (decode saves a dispatch per layer): threads
+// [0, n * heads * head_dim / 2) rotate queries, the next n * kv_heads * head_dim / 2 store K and V.
+// p.heads = query heads, p.count = kv heads here.
+@compute @workgroup_size(64)
+fn rope_qkv(@builtin(global_invocation_id) gid: vec3<u32>) {
+  touch_bindings();
+  let half = p.head_dim / 2u;
+  let nq = st.n_tokens * p.heads * half;
+  let t = gid.x;
+  if (t < nq) {
+    let i = t / (p.heads * half);
+    let h = (t / half) % p.heads;
+    let j = t % half;
+    if (j >= p.n_rot / 2u) { return; }
+    let d = pair_dims(j);
+    let base = (i * p.heads + h) * p.head_dim;
+    let r = rotate(Q[base + d.x], Q[base + d.y], CS[i * (p.n_rot / 2u) + j]);
+    Q[base + d.x] = r.x;
+    Q[base + d.y] = r.y;
+    return;
+  }
+  let u = t - nq;
+  let kvh = p.count;
+  let i = u / (kvh * half);
+  if (i >= st.n_tokens) { return; }
+  let h = (u / half) % kvh;
+  let w = u % half;
+  let base = (i * kvh + h) * p.head_dim;
+  let slot = u32(SLOTS[st.n_past + i]);
+  let dst = ((slot * kvh + h) * p.head_dim) / 2u + w;
+  k_store2(dst, vec2<f32>(k_rotated(base, 2u * w, i), k_rotated(base, 2u * w + 1u, i)));
+  v_store2(dst, vec2<f32>(VIN[base + 2u * w], VIN[base + 2u * w + 1u]));
+}

@@ -78,6 +78,40 @@ for (const type of ['normal', 'neox'] as const) {
       expect(relError(await readF32(h, Q, q.length), want)).toBeLessThan(2e-5);
     });
 
+    test('rope_qkv rotates queries and stores K/V in one dispatch', async (ctx) => {
+      if (!h) return ctx.skip(skip);
+      const heads = 4;
+      const kvh = 2;
+      const f16 = h.pipes.options.kvF16;
+      const qRow = heads * HEAD;
+      const kRow = kvh * HEAD;
+      const ctxSlots = new Int32Array([3, 6, 0, 2, 5]); // nPast = 1
+      const nPast = ctxSlots.length - n;
+      const q = randoms(n * qRow, 71);
+      const k = randoms(n * kRow, 72);
+      const v = randoms(n * kRow, 73);
+      const init = randoms(8 * kRow, 74);
+      const Q = buf(h, q);
+      const KC = buf(h, packKv(init, f16));
+      const VC = buf(h, packKv(init, f16));
+      const p = h.pipes.get('rope', 'rope_qkv');
+      const g = h.pipes.bind(p, 0, { 0: Q, 1: buf(h, ropeTable(cfg(type), positions)), 2: uni(h, [heads, HEAD, ROT, type === 'neox' ? 1 : 0, kvh]), 3: uni(h, [n, nPast, ctxSlots.length, 0]), 4: buf(h, k), 5: buf(h, v), 6: buf(h, ctxSlots) });
+      await run(h, p, [g, kvGroup(h.pipes, p, KC, VC)], Math.ceil((n * qRow) / 2 / 64) + Math.ceil((n * kRow) / 2 / 64));
+      const wantQ = Float32Array.from(q);
+      const wantK = kvRound(init, f16).slice();
+      const wantV = kvRound(init, f16).slice();
+      const kr = Float32Array.from(k);
+      for (let i = 0; i < n; i++) {
+        cpuRope(wantQ, i * qRow, heads, positions[i]!, type);
+        cpuRope(kr, i * kRow, kvh, positions[i]!, type);
+        wantK.set(kr.subarray(i * kRow, (i + 1) * kRow), ctxSlots[nPast + i]! * kRow);
+        wantV.set(v.subarray(i * kRow, (i + 1) * kRow), ctxSlots[nPast + i]! * kRow);
+      }
+      expect(relError(await readF32(h, Q, q.length), wantQ)).toBeLessThan(2e-5);
+      expect(relError(await readKv(h, KC, init.length, f16), wantK)).toBeLessThan(f16 ? 2e-3 : 2e-5);
+      expect(relError(await readKv(h, VC, init.length, f16), wantV)).toBeLessThan(f16 ? 2e-3 : 2e-5);
+    });
+
     for (const f16 of [true, false]) {
       test(`rope_store_kv writes rotated K and V into context slots, then rope_shift moves them (${f16 ? 'f16' : 'f32'} cache)`, async (ctx) => {
         if (!h) return ctx.skip(skip);

@@ -77,6 +77,8 @@ interface LayerOps {
   v: MatOp;
   ropeQ: Op;
   storeKv: Op;
+  /** ropeQ + storeKv in one dispatch. */
+  ropeQkv: Op;
   attnPartial: Op;
   /** GQA-grouped decode attention, when the head layout allows it. */
   attnDecode?: Op;
@@ -410,6 +412,8 @@ export class WebGpuBackend implements Backend {
     const neox = c.rope.type === 'neox' ? 1 : 0;
     const ropeQParams = uniformFrom(d, [c.nHeads, c.headDim, c.rope.dim, neox, 0]);
     const ropeKParams = uniformFrom(d, [c.nKvHeads, c.headDim, c.rope.dim, neox, 0]);
+    const ropeQkvParams = uniformFrom(d, [c.nHeads, c.headDim, c.rope.dim, neox, c.nKvHeads]);
+    this.allBuffers.push(ropeQkvParams);
     const ffParams = uniformFrom(d, [c.nFf, 0, 0, 0]);
     this.allBuffers.push(normParams, ropeQParams, ropeKParams, ffParams);
     const embParams = uniformFrom(d, [embd.rows, embd.k, embd.rowBytes, 0, 0, 0, embd.scaleOff, 0]);
@@ -428,6 +432,7 @@ export class WebGpuBackend implements Backend {
         v: this.matOp(L.v, this.xn, this.vb, false, 'qkv'),
         ropeQ: this.op('rope', 'rope_q', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQParams, 4: this.dummy, 5: this.dummy, 6: this.ctxBuf }, kv),
         storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
+        ropeQkv: this.op('rope', 'rope_qkv', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQkvParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
         attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
         attnPrefill: c.headDim <= 128 && c.headDim % 4 === 0 ? this.op('attention', 'attn_prefill', 'f32', attnG, kv) : undefined,
@@ -642,8 +647,12 @@ export class WebGpuBackend implements Backend {
         this.mat(L.k, m);
         this.mat(L.v, m);
       }
-      this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
-      this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
+      if (this.useFused) {
+        this.dispatch(L.ropeQkv, ropeGroups(c.nHeads) + ropeGroups(c.nKvHeads));
+      } else {
+        this.dispatch(L.ropeQ, ropeGroups(c.nHeads));
+        this.dispatch(L.storeKv, ropeGroups(c.nKvHeads));
+      }
       if (L.attnPrefill && m > MATVEC_MAX_TOKENS && this.useFused) {
         this.dispatch(L.attnPrefill, Math.ceil(m / 16), c.nHeads);
       } else {
