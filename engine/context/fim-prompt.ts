@@ -200,7 +200,6 @@ export function tokenizePrompt(prompt: FimPrompt, tokenizer: PromptTokenizer): T
     const start = ids.length;
     for (const part of segment.parts) {
       if (part.role !== undefined) {
-        if (part.role === 'middle' && prompt.format.order === 'spm' && part.text === '') continue;
         const id = fim[part.role];
         if (id === undefined) {
           throw new CachetError(`the tokenizer has no ${part.role} token`, 'This prompt layout needs repo-level FIM tokens; build it with fimFormatFor(tokenizer).');
