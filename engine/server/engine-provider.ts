@@ -1,6 +1,7 @@
 // The local Engine as a CompletionProvider: /v1/completions with `suffix` becomes an Engine FIM
 // request (prompt assembled for the model family by engine/context), without it a plain prompt.
 
+import { splitTypedIndent } from '../context';
 import { CancelledError } from '../errors';
 import type { FinishReason, GenerationOptions, MetricsSnapshot, SamplingParams } from '../protocol';
 import type { ChatParams, CompletionOutput, CompletionParams, CompletionProvider, ProviderModel, SamplingOptions } from './provider';
@@ -31,11 +32,18 @@ export class EngineProvider implements CompletionProvider {
   }
 
   complete(params: CompletionParams): Promise<CompletionOutput> {
-    return this.run(params, (opts, onToken, signal) =>
-      params.suffix !== undefined
-        ? this.engine.complete({ ...opts, fim: { prefix: params.prompt, suffix: params.suffix } }, onToken, signal)
-        : this.engine.generate({ ...opts, prompt: params.prompt }, onToken, signal),
-    );
+    if (params.suffix === undefined) {
+      return this.run(params, (opts, onToken, signal) => this.engine.generate({ ...opts, prompt: params.prompt }, onToken, signal));
+    }
+    // Indentation typed on an empty line is left out of the prompt (a line-aligned hole, as FIM
+    // training uses) and stripped again from the start of the output.
+    const { prefix, indent } = splitTypedIndent(params.prompt);
+    const strip = new LeadingStrip(indent);
+    const onText = params.onText;
+    return this.run(
+      { ...params, onText: onText ? (d) => { const t = strip.push(d); if (t) onText(t); } : undefined },
+      (opts, onToken, signal) => this.engine.complete({ ...opts, fim: { prefix, suffix: params.suffix! } }, onToken, signal),
+    ).then((out) => ({ ...out, text: new LeadingStrip(indent).push(out.text) }));
   }
 
   chat(params: ChatParams): Promise<CompletionOutput> {
@@ -85,5 +93,26 @@ export class EngineProvider implements CompletionProvider {
       params.signal?.removeEventListener('abort', onAbort);
       this.inflight.delete(ac);
     }
+  }
+}
+
+/** Removes as much of `lead` as a stream starts with, then passes everything through. */
+export class LeadingStrip {
+  private matched = 0;
+  private done: boolean;
+
+  constructor(private readonly lead: string) {
+    this.done = lead === '';
+  }
+
+  push(text: string): string {
+    if (this.done) return text;
+    let i = 0;
+    while (i < text.length && this.matched < this.lead.length && text[i] === this.lead[this.matched]) {
+      i++;
+      this.matched++;
+    }
+    if (i < text.length || this.matched === this.lead.length) this.done = true;
+    return text.slice(i);
   }
 }

@@ -2,7 +2,7 @@
 // and a client disconnect that cancels the engine's generation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../engine/runtime';
-import { EngineProvider, SseParser, startServer, type RunningServer } from '../../engine/server';
+import { EngineProvider, LeadingStrip, SseParser, startServer, type RunningServer } from '../../engine/server';
 import { makeTestModel } from '../helpers/make-test-model';
 
 let engine: Engine;
@@ -38,6 +38,26 @@ describe('server over the Engine', () => {
     const plain = (await (await post('/v1/completions', { prompt: 'a = [1, 2', max_tokens: 6 })).json()) as { choices: { text: string }[] };
     const g = await engine.generate({ prompt: 'a = [1, 2', maxTokens: 6 });
     expect(plain.choices[0]!.text).toBe(g.text);
+  });
+
+  it('FIM after typed indentation: line-aligned prompt, indentation stripped from the (streamed) output', async () => {
+    const prompt = 'def f(x):\n    ';
+    const direct = await engine.complete({ fim: { prefix: 'def f(x):\n', suffix: '\n' }, maxTokens: 8 });
+    const plain = (await (await post('/v1/completions', { prompt, suffix: '\n', max_tokens: 8 })).json()) as { choices: { text: string }[] };
+    const expected = new LeadingStrip('    ').push(direct.text);
+    expect(plain.choices[0]!.text).toBe(expected);
+    const res = await post('/v1/completions', { prompt, suffix: '\n', max_tokens: 8, stream: true });
+    const p = new SseParser();
+    const events = [...p.push(await res.text()), ...p.flush()].map((e) => e.data).filter((d) => d !== '[DONE]');
+    expect(events.map((d) => JSON.parse(d).choices[0].text).join('')).toBe(expected);
+  });
+
+  it('LeadingStrip removes as much of the lead as the stream repeats, across pieces', () => {
+    const s = new LeadingStrip('    ');
+    expect([s.push('  '), s.push('  ret'), s.push('urn  ')]).toEqual(['', 'ret', 'urn  ']);
+    const t = new LeadingStrip('    ');
+    expect([t.push('  x'), t.push('  y')]).toEqual(['x', '  y']);
+    expect(new LeadingStrip('').push('  a')).toBe('  a');
   });
 
   it('streams chat; the concatenated deltas equal the engine\'s chat text', async () => {
