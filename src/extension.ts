@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSettings, engineSettingsKey, type CachetSettings } from './config';
-import { CompletionSession, type CompletionBackend } from './completion/session';
+import { CompletionSession, type CompletionBackend, type SessionEvent } from './completion/session';
 import { CachetInlineProvider } from './completion/provider';
 import { EngineLink, EngineFailure, type EngineState } from './engine-link';
 import { RemoteBackend } from './remote-backend';
@@ -103,6 +103,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
       if (w.code === 'backend-fallback' || w.code === 'backend-lost') void vscode.window.showWarningMessage(`Cachet: ${w.message}${w.hint ? ` — ${w.hint}` : ''}`);
     }),
     session.onEvent((e) => {
+      log(sessionLogLine(e));
       if (e.kind === 'start') {
         counters.requests++;
         status.update({ activity: 'thinking' });
@@ -253,6 +254,25 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
   log(`Cachet activated in ${activationMs.toFixed(1)} ms (model: ${modelPath(settings) || 'none'}; backend ${settings.backend})`);
   void vscode.commands.executeCommand('setContext', 'cachet.activated', true);
   return { activationMs, engine };
+}
+
+/** One Output-channel line per completion event (what "Cachet: Show Logs" shows). */
+function sessionLogLine(e: SessionEvent): string {
+  switch (e.kind) {
+    case 'start':
+      return `completion: request at offset ${e.offset} (${e.promptChars} chars of context)`;
+    case 'joined':
+      return `completion: joined the in-flight request (${e.typed} chars typed since)`;
+    case 'cache-hit':
+      return `completion: cache hit (${e.typed} chars typed since)`;
+    case 'cancel':
+      return 'completion: cancelled';
+    case 'end': {
+      const t = e.timings;
+      const timing = t ? `, first token ${t.ttftMs.toFixed(0)} ms, ${t.tokensPerSecond.toFixed(1)} tok/s, ${t.cachedTokens}/${t.promptTokens} prompt tokens reused` : '';
+      return `completion: ${e.reason}, ${e.text.length} chars shown${timing}`;
+    }
+  }
 }
 
 export async function deactivate(): Promise<void> {

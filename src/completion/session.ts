@@ -52,7 +52,7 @@ export interface SessionAnswer {
 }
 
 export type SessionEvent =
-  | { kind: 'start' }
+  | { kind: 'start'; offset: number; promptChars: number }
   | { kind: 'end'; reason: FinishReason; timings?: Timings; text: string }
   | { kind: 'cache-hit'; typed: number }
   | { kind: 'joined'; typed: number }
@@ -109,7 +109,7 @@ export class CompletionSession {
     }
 
     const joined = this.tryJoin(q);
-    if (joined) return this.await(joined.p, joined.typed, 'joined', token);
+    if (joined) return this.await(joined.p, joined.typedText, 'joined', token);
     this.cancelPending();
 
     if (this.opts.debounceMs > 0) {
@@ -120,7 +120,7 @@ export class CompletionSession {
     // Another query may have started one meanwhile; it is for an older cursor, so replace it.
     this.cancelPending();
     const p = this.startRequest(q);
-    return this.await(p, 0, 'engine', token);
+    return this.await(p, '', 'engine', token);
   }
 
   /** Cancel the in-flight engine request, if any. */
@@ -151,7 +151,7 @@ export class CompletionSession {
     for (const l of this.listeners) l(e);
   }
 
-  private tryJoin(q: CompletionQuery): { p: Pending; typed: number } | undefined {
+  private tryJoin(q: CompletionQuery): { p: Pending; typedText: string } | undefined {
     const p = this.pending;
     if (!p || p.done || p.error || p.doc !== q.doc) return undefined;
     const typed = q.offset - p.offset;
@@ -159,10 +159,12 @@ export class CompletionSession {
     if (q.suffix.slice(0, KEY_CHARS) !== p.suffixHead) return undefined;
     const typedText = q.prefix.slice(q.prefix.length - typed);
     if (!q.prefix.endsWith(p.prefixTail + typedText)) return undefined;
-    // The stream so far must agree with what was typed (or still be shorter than it).
-    if (!(p.text.startsWith(typedText) || typedText.startsWith(p.text))) return undefined;
+    // Join only when the stream already contains what was typed: a request that has not got
+    // that far may well diverge, and its answer would not fit the cursor. Restarting is cheap
+    // because the engine's prefix cache keeps the shared prompt.
+    if (!p.text.startsWith(typedText)) return undefined;
     this.emit({ kind: 'joined', typed });
-    return { p, typed };
+    return { p, typedText };
   }
 
   private startRequest(q: CompletionQuery): Pending {
@@ -180,7 +182,7 @@ export class CompletionSession {
       waiters: 0,
     };
     this.pending = p;
-    this.emit({ kind: 'start' });
+    this.emit({ kind: 'start', offset: q.offset, promptChars: q.prefix.length + q.suffix.length });
     const notify = () => {
       for (const l of p.listeners) l();
     };
@@ -227,13 +229,14 @@ export class CompletionSession {
     return p;
   }
 
-  /** Wait until `p` has something to show for a cursor `typed` characters ahead of its own. */
-  private await(p: Pending, typed: number, source: 'joined' | 'engine', token: CancelToken): Promise<SessionAnswer | undefined> {
+  /** Wait until `p` has something to show for a cursor that is `typedText` ahead of its own. */
+  private await(p: Pending, typedText: string, source: 'joined' | 'engine', token: CancelToken): Promise<SessionAnswer | undefined> {
+    const typed = typedText.length;
     const full = new Promise<string>((resolve) => {
       const check = () => {
         if (!p.done) return false;
         p.listeners.delete(check);
-        resolve(p.error || p.cancelled ? '' : p.text.slice(typed));
+        resolve(p.error || p.cancelled || !p.text.startsWith(typedText) ? '' : p.text.slice(typed));
         return true;
       };
       if (!check()) p.listeners.add(check);
@@ -262,6 +265,8 @@ export class CompletionSession {
         const ready = p.done ? p.text : this.opts.streamFirstLine ? firstLineReady(p.text) : undefined;
         // Not ready, or the user already typed past the ready part: wait for more.
         if (ready === undefined || (!p.done && ready.length <= typed)) return;
+        // Stop rules may trim the final text; it must still continue what was typed.
+        if (!ready.startsWith(typedText)) return settle(undefined);
         const rest = ready.slice(typed);
         settle(rest.length > 0 ? { text: rest, source, full } : undefined);
       };

@@ -402,6 +402,19 @@ try {
   await stopServer();
 }
 
+// Keep the extension's Output channel ("Cachet") with the artifacts.
+const findLogs = (dir) => {
+  let out = [];
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) out = out.concat(findLogs(p));
+      else if (/Cachet\.log$/.test(e.name)) out.push(p);
+    }
+  } catch {}
+  return out;
+};
+for (const [i, f] of findLogs(join(userData, 'logs')).entries()) cpSync(f, join(OUT, i ? `cachet-${i}.log` : 'cachet.log'));
 writeFileSync(join(OUT, 'results.json'), JSON.stringify({ passed, failed, seconds: (Date.now() - t0) / 1000, results }, null, 2));
 console.log(`e2e: ${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SHOTS})`);
 process.exit(failed ? 1 : 0);

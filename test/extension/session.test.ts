@@ -91,6 +91,24 @@ describe('CompletionSession', () => {
     expect((await second)?.text).toBe('ero');
   });
 
+  it('does not join a request whose stream has not reached the typed text yet', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const t1 = new Token();
+    void s.complete(query('x = '), t1);
+    await tick();
+    be.last.text('co'); // the user has typed "com": the stream may still diverge
+    t1.cancel();
+    const second = s.complete(query('x = com'), new Token());
+    await tick();
+    expect(be.starts).toHaveLength(2);
+    expect(be.starts[0].cancelled).toBe(true);
+    expect(be.last.input.prefix).toBe('x = com');
+    be.last.text('pute()');
+    be.last.done();
+    expect((await second)?.text).toBe('pute()');
+  });
+
   it('cancels an orphaned request after the grace period', async () => {
     const be = new ScriptedBackend();
     const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false, orphanGraceMs: 5 });
