@@ -1,6 +1,8 @@
 // CPU backend on onnxruntime-node: every matmul (quantized ones through MatMulNBits) runs in ORT
-// stage graphs built in memory from the GGUF weights; RoPE and attention run in JS over the
-// engine-owned KV slots, between stages. See stage-graphs.ts for the cut points.
+// stage graphs built in memory from the GGUF weights. The KV cache stays engine-owned (host slot
+// arrays, shared with the prefix and chunk caches): between stages JS applies RoPE, writes the new
+// K/V to their slots, and one shared attention graph reads the context's slots (a view when they
+// are contiguous). Measured choice: attention in JS loops was ~100x slower than ORT's sgemm at 4k.
 
 import { cpus } from 'node:os';
 import { BackendUnavailableError, CachetError } from '../../errors';
@@ -10,7 +12,7 @@ import type { ModelConfig, ModelWeights, TensorView } from '../../model/types';
 import { KvStore } from '../reference/kv-store';
 import { Rope } from '../reference/rope';
 import type { Backend, BackendOptions, ForwardResult, MemoryStats, SequenceBatch } from '../types';
-import { attend } from './attention';
+import { buildAttentionGraph, causalMask, gatherSlots } from './attention-graph';
 import { buildStageGraphs } from './stage-graphs';
 
 type Ort = typeof import('onnxruntime-node');
@@ -50,6 +52,7 @@ export class OnnxBackend implements Backend {
     readonly config: ModelConfig,
     private readonly ort: Ort,
     private readonly stages: Session[],
+    private readonly attention: Session,
     private readonly kv: KvStore,
     weights: ModelWeights,
     private readonly weightsBytes: number,
@@ -66,19 +69,22 @@ export class OnnxBackend implements Backend {
     }
     const graphs = buildStageGraphs(weights, { accuracyLevel: options.accuracyLevel ?? 0, forceF32: options.forceF32 });
     const threads = options.threads ?? defaultThreads();
+    const sessionOptions = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    } as const;
     const sessions: Session[] = [];
     let bytes = 0;
     for (let i = 0; i < graphs.length; i++) {
       bytes += graphs[i]!.byteLength;
-      sessions.push(await ort.InferenceSession.create(graphs[i]!, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-      }));
+      sessions.push(await ort.InferenceSession.create(graphs[i]!, sessionOptions));
       options.onProgress?.((i + 1) / graphs.length, `graph ${i + 1}/${graphs.length}`);
     }
-    return new OnnxBackend(c, ort, sessions, new KvStore(c.nLayers, options.kvSlots, c.nKvHeads * c.headDim), weights, bytes);
+    const attention = await ort.InferenceSession.create(buildAttentionGraph(c), sessionOptions);
+    const kv = new KvStore(c.nLayers, options.kvSlots, c.nKvHeads * c.headDim);
+    return new OnnxBackend(c, ort, sessions, attention, kv, weights, bytes);
   }
 
   async forward(batches: SequenceBatch[]): Promise<ForwardResult[]> {
@@ -112,8 +118,9 @@ export class OnnxBackend implements Backend {
       }
       dequantizeRow(this.embd.type, this.embd.data, id, E, x, t * E);
     }
-    const attn = new Float32Array(n * qDim);
-    const scores = new Float32Array(b.context.length);
+    let attn: Float32Array = new Float32Array(0);
+    const ctx = b.context.length;
+    const mask = this.tensor(causalMask(n, ctx), n, ctx);
     for (let l = 0; l <= c.nLayers; l++) {
       const feeds: Record<string, import('onnxruntime-node').Tensor> = { x: this.tensor(x, n, E) };
       if (l > 0) feeds.attn = this.tensor(attn, n, qDim);
@@ -132,7 +139,13 @@ export class OnnxBackend implements Backend {
         K.set(k.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
         V.set(v.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
       }
-      attend(c, q, n, K, V, b.context, attn, scores);
+      const a = await this.attention.run({
+        q: this.tensor(q, n, qDim),
+        k: this.tensor(gatherSlots(K, b.context, kvDim), ctx, kvDim),
+        v: this.tensor(gatherSlots(V, b.context, kvDim), ctx, kvDim),
+        mask,
+      });
+      attn = a.out!.data as Float32Array;
     }
     if (b.logits === 'none') return { logits: new Float32Array(0) };
     const first = b.logits === 'last' ? n - 1 : 0;
@@ -175,7 +188,7 @@ export class OnnxBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await Promise.all(this.stages.map((s) => s.release()));
+    await Promise.all([...this.stages, this.attention].map((s) => s.release()));
   }
 
   private checkAlive(): void {

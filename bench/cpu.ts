@@ -1,0 +1,169 @@
+// CPU decode/prefill: Cachet's onnxruntime-node backend against llama.cpp CPU (node-llama-cpp) on
+// the same random-weight GGUF shaped like Qwen2.5-Coder-0.5B (24 layers, 896 dims, 14/2 heads,
+// ff 4864, the real 151,936-token qwen2 vocabulary), in Q8_0 and Q4_0, at context 512 and 4k,
+// with the same thread count. Prints JSON and a table; writes bench/results/cpu-<host>.json.
+//
+//   npx esbuild bench/cpu.ts --bundle --platform=node --outfile=bench/tmp/cpu-bench.js \
+//     --external:onnxruntime-node --external:webgpu && node bench/tmp/cpu-bench.js [--threads 2] \
+//     [--quants Q8_0,Q4_0] [--contexts 512,4096] [--decode 32] [--layers 24]
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createOnnxBackend } from '../engine/backend/onnx';
+import type { Backend } from '../engine/backend/types';
+import { openGguf } from '../engine/gguf';
+import { loadWeights } from '../engine/model';
+import { makeTestModel, type TestQuant } from '../test/helpers/make-test-model';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+const root = process.cwd();
+const threads = Number(arg('threads', '2'));
+const quants = arg('quants', 'Q8_0,Q4_0').split(',') as TestQuant[];
+const contexts = arg('contexts', '512,4096').split(',').map(Number);
+const decodeSteps = Number(arg('decode', '32'));
+const layers = Number(arg('layers', '24'));
+const chunk = 512;
+
+interface Row {
+  engine: 'cachet-onnx' | 'llama.cpp';
+  quant: string;
+  context: number;
+  prefillTokens: number;
+  prefillTokPerS: number;
+  decodeTokPerS: number;
+}
+
+function promptTokens(n: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    return s % 150000;
+  });
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i;
+  return b;
+}
+
+async function runCachet(backend: Backend, prompt: number[]): Promise<{ prefill: number; decode: number }> {
+  const slots = Int32Array.from({ length: prompt.length + decodeSteps }, (_, i) => i);
+  let t0 = performance.now();
+  let logits = new Float32Array(0);
+  for (let at = 0; at < prompt.length; at += chunk) {
+    const part = prompt.slice(at, at + chunk);
+    const [r] = await backend.forward([{
+      tokens: Int32Array.from(part),
+      positions: Int32Array.from(part, (_, i) => at + i),
+      context: slots.subarray(0, at + part.length),
+      logits: at + part.length >= prompt.length ? 'last' : 'none',
+    }]);
+    logits = r!.logits;
+  }
+  const prefill = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  let tok = argmax(logits);
+  for (let s = 0; s < decodeSteps; s++) {
+    const pos = prompt.length + s;
+    const [r] = await backend.forward([{ tokens: Int32Array.of(tok), positions: Int32Array.of(pos), context: slots.subarray(0, pos + 1), logits: 'last' }]);
+    tok = argmax(r!.logits);
+  }
+  return { prefill, decode: (performance.now() - t0) / 1000 };
+}
+
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+async function loadLlamaCpp(): Promise<NodeLlamaCpp | undefined> {
+  try {
+    return (await import(pathToFileURL(resolve(root, 'test/oracle/node_modules/node-llama-cpp/dist/index.js')).href)) as NodeLlamaCpp;
+  } catch (e) {
+    console.error(`llama.cpp unavailable (run npm ci in test/oracle): ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+async function runLlamaCpp(mod: NodeLlamaCpp, path: string, prompt: number[], contextSize: number): Promise<{ prefill: number; decode: number }> {
+  const llama = await mod.getLlama({ gpu: false, build: 'never', logLevel: mod.LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  const context = await model.createContext({ contextSize, batchSize: chunk, threads, flashAttention: true, sequences: 1 });
+  try {
+    const seq = context.getSequence();
+    const tokens = prompt as unknown as import('node-llama-cpp').Token[];
+    let t0 = performance.now();
+    await seq.evaluateWithoutGeneratingNewTokens(tokens.slice(0, -1));
+    const prefill = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    let n = 0;
+    for await (const _ of seq.evaluate(tokens.slice(-1), { temperature: 0 })) {
+      if (++n >= decodeSteps) break;
+    }
+    return { prefill, decode: (performance.now() - t0) / 1000 };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const vocab = resolve(root, '../shared/fixtures/vocab/ggml-vocab-qwen2.gguf');
+  const dir = resolve(root, 'bench/tmp');
+  mkdirSync(dir, { recursive: true });
+  const llamaCpp = await loadLlamaCpp();
+  const rows: Row[] = [];
+  for (const quant of quants) {
+    const t = performance.now();
+    // Written once (about 3 minutes here) and reused: the weights depend only on these options.
+    const path = join(dir, `qwen2.5-coder-0.5b-shape-${layers}L-${quant}.gguf`);
+    if (!existsSync(path)) {
+      makeTestModel({ arch: 'qwen2', layers, dims: 896, heads: 14, kvHeads: 2, ff: 4864, quant, seed: 1, vocab: { gguf: vocab }, contextLength: 32768, path });
+    }
+    console.error(`model ${path} ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    for (const context of contexts) {
+      const prompt = promptTokens(context - decodeSteps, context);
+      const g = openGguf(path);
+      const backend = await createOnnxBackend(loadWeights(g), { kvSlots: context, threads });
+      const c = await runCachet(backend, prompt);
+      await backend.dispose();
+      g.close();
+      rows.push({ engine: 'cachet-onnx', quant, context, prefillTokens: prompt.length, prefillTokPerS: prompt.length / c.prefill, decodeTokPerS: decodeSteps / c.decode });
+      console.error(JSON.stringify(rows[rows.length - 1]));
+      if (llamaCpp) {
+        const l = await runLlamaCpp(llamaCpp, path, prompt, context);
+        rows.push({ engine: 'llama.cpp', quant, context, prefillTokens: prompt.length - 1, prefillTokPerS: (prompt.length - 1) / l.prefill, decodeTokPerS: decodeSteps / l.decode });
+        console.error(JSON.stringify(rows[rows.length - 1]));
+      }
+    }
+  }
+  const result = {
+    bench: 'cpu',
+    date: new Date().toISOString(),
+    host: hostname(),
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    threads,
+    model: `random-weight qwen2, Qwen2.5-Coder-0.5B shape (${layers} layers, 896 dims, 14/2 heads, ff 4864, vocab 151936, tied)`,
+    method: `prefill in chunks of ${chunk} (llama.cpp batch ${chunk}, flash attention), then ${decodeSteps} greedy decode steps; one run each`,
+    rows,
+    ratios: quants.flatMap((quant) => contexts.map((context) => {
+      const ours = rows.find((r) => r.engine === 'cachet-onnx' && r.quant === quant && r.context === context);
+      const theirs = rows.find((r) => r.engine === 'llama.cpp' && r.quant === quant && r.context === context);
+      return ours && theirs ? { quant, context, decode: ours.decodeTokPerS / theirs.decodeTokPerS, prefill: ours.prefillTokPerS / theirs.prefillTokPerS } : undefined;
+    })).filter(Boolean),
+  };
+  console.log(JSON.stringify(result, null, 2));
+  console.log('\n| engine | quant | context | prefill tok/s | decode tok/s |\n|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.engine} | ${r.quant} | ${r.context} | ${r.prefillTokPerS.toFixed(1)} | ${r.decodeTokPerS.toFixed(2)} |`);
+  mkdirSync(resolve(root, 'bench/results'), { recursive: true });
+  writeFileSync(resolve(root, 'bench/results/cpu-2core.json'), JSON.stringify(result, null, 2) + '\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
