@@ -17,7 +17,6 @@ import { gunzipSync } from 'node:zlib';
 import type { BackendChoice } from '../engine/protocol';
 import { Engine } from '../engine/runtime/engine';
 import { simulateSpeculative } from '../engine/runtime/speculative';
-import { assembleFim } from '../engine/context';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -57,9 +56,8 @@ async function main(): Promise<void> {
       const fim = { prefix: t.prompt, suffix: t.suffix, filePath: 'solution.py' };
       engine.clearCache();
       const plain = await engine.complete({ fim, maxTokens });
-      // The prompt ids the engine used (assembled the same way) and the output with its EOG.
-      const promptIds = assembleFim(engine.tokenizer, fim).tokens.ids;
-      if (engine.tokenizer.addBos && engine.tokenizer.bos !== undefined) promptIds.unshift(engine.tokenizer.bos);
+      // The prompt ids the engine used and the output with its end-of-generation token.
+      const promptIds = engine.fimPrompt(fim, maxTokens).ids;
       const output = plain.finishReason === 'eog' ? [...plain.tokenIds, -1] : plain.tokenIds;
       const sim = simulateSpeculative(promptIds, output, { maxDraft, ngram, maxTokens });
       const row: (typeof rows)[number] = {

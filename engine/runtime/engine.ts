@@ -202,11 +202,17 @@ export class Engine {
   /** Fill-in-the-middle: the prompt is assembled for the model family by engine/context. */
   complete(request: EngineCompleteRequest, onToken?: (chunk: StreamChunk) => void, signal?: AbortSignal): Promise<GenerationResult> {
     const maxTokens = request.maxTokens ?? 128;
-    const assembled = assembleFim(this.tokenizer, request.fim, this.fimOptions(maxTokens));
+    const prompt = this.fimPrompt(request.fim, maxTokens);
+    const stop = [...(request.stop ?? []), ...prompt.stopStrings];
+    return this.submit({ ...request, maxTokens, priority: request.priority ?? 'interactive' }, prompt.ids, stop, prompt.isStopToken, onToken, signal);
+  }
+
+  /** The exact prompt ids, stop strings and stop tokens complete() uses for a FIM request. */
+  fimPrompt(fim: FimInput, maxTokens = 128): { ids: number[]; stopStrings: string[]; isStopToken: (id: number) => boolean } {
+    const assembled = assembleFim(this.tokenizer, fim, this.fimOptions(maxTokens));
     const ids = assembled.tokens.ids;
     if (this.tokenizer.addBos && this.tokenizer.bos !== undefined) ids.unshift(this.tokenizer.bos);
-    const stop = [...(request.stop ?? []), ...assembled.stopStrings];
-    return this.submit({ ...request, maxTokens, priority: request.priority ?? 'interactive' }, ids, stop, assembled.isStopToken, onToken, signal);
+    return { ids, stopStrings: assembled.stopStrings, isStopToken: assembled.isStopToken };
   }
 
   /** Chat with the model's template (or its family's built-in format). */

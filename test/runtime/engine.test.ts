@@ -103,9 +103,10 @@ describe('Engine on a generated model (reference backend)', () => {
     const fim = { prefix: 'def f(x):\n    return ', suffix: '\n\nprint(f(2))\n', filePath: 'a.py' };
     const r = await engine.complete({ fim, maxTokens: 10 });
     expect(r.timings.promptTokens).toBeGreaterThan(10);
-    // Rebuild the same prompt ids: FIM markers are ids 257..259 in the byte vocabulary.
+    // The prompt is engine/context's assembly for this family (FIM markers are ids 257..259 here).
     const { assembleFim } = await import('../../engine/context');
-    const ids = assembleFim(engine.tokenizer, fim).tokens.ids;
+    const ids = engine.fimPrompt(fim, 10).ids;
+    expect(ids).toEqual(assembleFim(engine.tokenizer, fim).tokens.ids);
     expect(ids).toContain(257);
     const expected = await recomputeGreedy(ids, 10, [256, 257, 258, 259]);
     expect(r.tokenIds).toEqual(expected);
