@@ -44,6 +44,8 @@ export interface GpuContext {
   adapter: GPUAdapter;
   device: GPUDevice;
   adapterName: string;
+  /** A CPU implementation (lavapipe/llvmpipe, SwiftShader, WARP): correct but slower than the CPU backend. */
+  software: boolean;
   features: GpuFeatures;
   /** Smallest subgroup size the adapter reports (0 when unknown). */
   subgroupMinSize: number;
@@ -135,13 +137,16 @@ export async function createGpuDevice(options: GpuDeviceOptions = {}): Promise<G
     failure ??= new BackendUnavailableError(`GPU error: ${e.message}`, 'This is a bug in Cachet\'s WebGPU backend; choose the CPU backend and report it.');
   });
   let destroyed = false;
+  const adapterName = info.description || info.device || info.vendor || 'unknown adapter';
+  const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|warp|software/i.test(`${adapterName} ${info.architecture ?? ''}`);
   return {
     // The GPU instance must stay reachable: if it is garbage-collected, Dawn tears the instance
     // down and pending mapAsync/popErrorScope promises never settle or the process aborts.
     instance: gpu!,
     adapter,
     device,
-    adapterName: info.description || info.device || info.vendor || 'unknown adapter',
+    adapterName,
+    software,
     features,
     subgroupMinSize: info.subgroupMinSize ?? 0,
     limits,

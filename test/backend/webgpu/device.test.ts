@@ -17,6 +17,7 @@ describe('webgpu device', () => {
   test('reports adapter, features and limits', (ctx) => {
     if (!gpu) return ctx.skip(skip);
     expect(gpu.adapterName.length).toBeGreaterThan(0);
+    if (/llvmpipe/.test(gpu.adapterName)) expect(gpu.software).toBe(true);
     expect(typeof gpu.features.f16).toBe('boolean');
     expect(gpu.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
     expect(gpu.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(12); // the fused matvec binds 11

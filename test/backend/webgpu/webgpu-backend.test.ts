@@ -3,6 +3,7 @@
 // close), chunked prefill, and the KV maintenance calls. Tolerances, relative to the largest
 // |logit|: 1e-3 with an f32 KV cache (f32 math in a different order), 1e-2 with f16 KV.
 
+import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { openGguf } from '../../../engine/gguf';
 import { loadWeights } from '../../../engine/model';
@@ -172,6 +173,28 @@ describe('webgpu backend matches the reference backend', () => {
       const m = gpu.memory();
       expect(m.kvBytes).toBe(2 * 32 * 2 * gpu.config.nKvHeads * gpu.config.headDim * 4);
       expect(m.weightsBytes).toBeGreaterThan(0);
+    } finally {
+      await gpu.dispose();
+    }
+  });
+
+  test('the trained Cachet-Tiny model (models/, if present): prefill logits within 1e-5 of the f32 reference', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const path = 'models/cachet-tiny.Q8_0.gguf';
+    if (!existsSync(path)) return ctx.skip(`${path} not found (written by the training area)`);
+    const g = openGguf(path);
+    open.push(g);
+    const w = loadWeights(g);
+    const ref = await createReferenceBackend(w, { kvSlots: 32, ggmlNumerics: false });
+    const gpu = await createWebGpuBackend(w, { kvSlots: 32, kvF16: false });
+    try {
+      const tokens = Array.from({ length: 24 }, (_, i) => ((i * 131 + 7) % 2000) + 100);
+      const slots = Int32Array.from({ length: 24 }, (_, i) => 31 - i);
+      const [r] = await ref.forward([batch(tokens, 0, slots, 'all')]);
+      const [gl] = await gpu.forward([batch(tokens, 0, slots, 'all')]);
+      expect(relDiff(gl!.logits, r!.logits)).toBeLessThan(1e-5);
+      const V = w.config.vocabSize;
+      expect(tokens.map((_, i) => argmax(gl!.logits, i, V))).toEqual(tokens.map((_, i) => argmax(r!.logits, i, V)));
     } finally {
       await gpu.dispose();
     }
