@@ -26,6 +26,11 @@ export interface WebGpuBackendOptions extends BackendOptions {
   maxBatchTokens?: number;
   /** Time every dispatch with timestamp queries, grouped by kernel family (benchmarks only). */
   profile?: boolean;
+  /**
+   * Use the fused/grouped kernels (fused q8r matvecs, grouped decode and block prefill attention,
+   * rope_qkv). Default true; false runs only the generic kernels (a fallback if a driver misbehaves).
+   */
+  fusedKernels?: boolean;
 }
 
 /** A weight matrix on the GPU: rows = output features, k = input features. */
@@ -173,6 +178,7 @@ export class WebGpuBackend implements Backend {
     this.kvSlots = options.kvSlots;
     this.maxTokens = Math.max(1, Math.floor(options.maxBatchTokens ?? 256));
     this.profile = !!options.profile && gpu.features.timestamps;
+    this.useFused = options.fusedKernels ?? true;
   }
 
   // ---------------------------------------------------------------- setup

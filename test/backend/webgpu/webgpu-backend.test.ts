@@ -107,8 +107,8 @@ describe('webgpu backend matches the reference backend', () => {
     if (skip) return ctx.skip(skip);
     const w = weightsFor(MODELS[0]![1]);
     const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
-    const gpu = await createWebGpuBackend(w, { kvSlots: 64, kvF16: false });
-    gpu.useFused = false;
+    const gpu = await createWebGpuBackend(w, { kvSlots: 64, kvF16: false, fusedKernels: false });
+    expect(gpu.useFused).toBe(false);
     try {
       const { diff, refTokens, gpuTokens } = await compare(ref, gpu, PROMPT, 4);
       expect(gpuTokens).toEqual(refTokens);
