@@ -246,12 +246,12 @@ describe('cachet CLI', () => {
       });
       const auth = { authorization: 'Bearer t0k', 'content-type': 'application/json' };
       expect((await fetch(ready.url + '/v1/models')).status).toBe(401);
-      const res = await fetch(ready.url + '/v1/completions', { method: 'POST', headers: auth, body: JSON.stringify({ prompt: 'def f(x):\n    ', suffix: '\n', max_tokens: 8, temperature: 0 }) });
+      const res = await fetch(ready.url + '/v1/completions', { method: 'POST', headers: auth, body: JSON.stringify({ prompt: 'def f(x):\n    return ', suffix: '\n', max_tokens: 8, temperature: 0 }) });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
       const engine = await Engine.load({ modelPath: model, backend: 'reference' });
       try {
-        const direct = await engine.complete({ fim: { prefix: 'def f(x):\n    ', suffix: '\n' }, maxTokens: 8 });
+        const direct = await engine.complete({ fim: { prefix: 'def f(x):\n    return ', suffix: '\n' }, maxTokens: 8 });
         expect(body.choices[0]!.text).toBe(direct.text);
         expect(body.usage.completion_tokens).toBe(direct.timings.generatedTokens);
       } finally {
