@@ -200,6 +200,27 @@ describe('webgpu backend matches the reference backend', () => {
     }
   });
 
+  test('several sequences in one forward call, and more "all" logits rows than one step returns', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const w = weightsFor(MODELS[4]![1]);
+    const ref = await createReferenceBackend(w, { kvSlots: 128, ggmlNumerics: false });
+    const gpu = await createWebGpuBackend(w, { kvSlots: 128, kvF16: false });
+    try {
+      const long = Array.from({ length: 45 }, (_, i) => (i * 37 + 11) % 256); // > 32 rows: two steps
+      const a = Int32Array.from({ length: 45 }, (_, i) => i);
+      const b = Int32Array.from({ length: PROMPT.length }, (_, i) => 100 + i);
+      const g = await gpu.forward([batch(long, 0, a, 'all'), batch(PROMPT, 0, b, 'last')]);
+      const r = await ref.forward([batch(long, 0, a, 'all'), batch(PROMPT, 0, b, 'last')]);
+      expect(g[0]!.logits.length).toBe(45 * w.config.vocabSize);
+      expect(relDiff(g[0]!.logits, r[0]!.logits)).toBeLessThan(1e-3);
+      expect(relDiff(g[1]!.logits, r[1]!.logits)).toBeLessThan(1e-3);
+      const none = await gpu.forward([batch([5], 45, Int32Array.from({ length: 46 }, (_, i) => i), 'none')]);
+      expect(none[0]!.logits.length).toBe(0);
+    } finally {
+      await gpu.dispose();
+    }
+  });
+
   test('concurrent calls are serialized (shared scratch buffers)', async (ctx) => {
     if (skip) return ctx.skip(skip);
     const w = weightsFor(MODELS[4]![1]);
