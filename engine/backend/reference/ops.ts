@@ -12,7 +12,7 @@ export function rmsNorm(x: Float32Array, rows: number, dim: number, eps: number,
       const v = x[o + i]!;
       sum += Math.fround(v * v);
     }
-    const scale = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sum / dim) + eps)));
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(sum / dim) + eps)))); // 1.0f/sqrtf(mean + eps)
     for (let i = 0; i < dim; i++) out[o + i] = Math.fround(x[o + i]! * scale) * weight[i]!;
   }
 }
@@ -36,9 +36,9 @@ export function layerNorm(
     for (let i = 0; i < dim; i++) {
       const c = Math.fround(x[o + i]! - mean);
       out[o + i] = c;
-      sum2 += c * c;
+      sum2 += Math.fround(c * c);
     }
-    const scale = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sum2 / dim) + eps)));
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(sum2 / dim) + eps))));
     for (let i = 0; i < dim; i++) {
       out[o + i] = Math.fround(Math.fround(out[o + i]! * scale) * weight[i]!) + bias[i]!;
     }
@@ -80,7 +80,7 @@ export function softmaxScaled(scores: Float32Array, n: number, scale: number): v
   }
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    const e = Math.fround(Math.exp(scores[i]! - max));
+    const e = Math.fround(Math.exp(Math.fround(scores[i]! - max)));
     scores[i] = e;
     sum += e;
   }
