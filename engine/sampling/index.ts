@@ -1,5 +1,5 @@
 // Public surface of engine/sampling.
-export { Sampler, argmax, softmax } from './sampler';
+export { Sampler, argmax, softmax, topKIndices } from './sampler';
 export type { SamplerOptions } from './sampler';
 export { SeededRng } from './rng';
 export { StopStrings, isStopToken } from './stop';

@@ -79,22 +79,9 @@ export class Sampler {
   candidates(logits: Float32Array, history: ArrayLike<number> = []): { ids: number[]; probs: number[] } {
     const o = this.options;
     const l = this.penalize(logits, history);
-    // Most likely first; ties broken by the lower id so the order is deterministic.
-    let ids = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
-    if (o.topK > 0 && o.topK < ids.length) ids = ids.slice(0, o.topK);
-    if (o.topP < 1) {
-      const p = softmax(ids.map((i) => l[i]!));
-      let cum = 0;
-      let keep = ids.length;
-      for (let i = 0; i < p.length; i++) {
-        cum += p[i]!;
-        if (cum >= o.topP) {
-          keep = i + 1;
-          break;
-        }
-      }
-      ids = ids.slice(0, keep);
-    }
+    const sorted = this.sortedCandidates(l);
+    let ids = sorted.ids;
+    if (o.topP < 1) ids = nucleus(l, ids, sorted.prefixOfAll, o.topP);
     if (o.minP > 0) {
       // p_i >= minP * p_max  <=>  logit_i >= logit_max + ln(minP)
       const threshold = l[ids[0]!]! + Math.log(o.minP);
@@ -102,6 +89,30 @@ export class Sampler {
     }
     const t = o.temperature > 0 ? o.temperature : 1;
     return { ids, probs: softmax(ids.map((i) => l[i]! / t)) };
+  }
+
+  /**
+   * Token ids most likely first (lower id first among equal logits), cut to top-k. Without top-k
+   * but with top-p, only tokens within e^-30 of the best are sorted when they already reach the
+   * nucleus (they are a prefix of the full order), so a 150k vocabulary is not sorted every step.
+   */
+  private sortedCandidates(l: Float32Array): { ids: number[]; prefixOfAll: boolean } {
+    const o = this.options;
+    const byLogit = (a: number, b: number) => l[b]! - l[a]! || a - b;
+    if (o.topK > 0 && o.topK < l.length) return { ids: topKIndices(l, o.topK), prefixOfAll: false };
+    if (o.topP < 1) {
+      let max = -Infinity;
+      for (let i = 0; i < l.length; i++) max = Math.max(max, l[i]!);
+      let z = 0;
+      for (let i = 0; i < l.length; i++) z += Math.exp(l[i]! - max);
+      const near: number[] = [];
+      for (let i = 0; i < l.length; i++) if (l[i]! >= max - 30) near.push(i);
+      near.sort(byLogit);
+      let mass = 0;
+      for (const i of near) mass += Math.exp(l[i]! - max) / z;
+      if (mass >= o.topP) return { ids: near, prefixOfAll: true };
+    }
+    return { ids: Array.from(l.keys()).sort(byLogit), prefixOfAll: false };
   }
 
   /** Picks the next token from one row of logits; `history` feeds the penalties. */
@@ -119,6 +130,25 @@ export class Sampler {
   }
 }
 
+/**
+ * Top-p: the shortest prefix of `ids` (most likely first) whose probability reaches p. Probabilities
+ * are normalized over the candidate set as llama.cpp does (after top-k), which is `ids` itself, or
+ * every token of `l` when `ids` is only the leading part of the full order.
+ */
+function nucleus(l: Float32Array, ids: number[], prefixOfAll: boolean, p: number): number[] {
+  if (ids.length === 0) return ids;
+  const max = l[ids[0]!]!;
+  let z = 0;
+  if (prefixOfAll) for (let i = 0; i < l.length; i++) z += Math.exp(l[i]! - max);
+  else for (const i of ids) z += Math.exp(l[i]! - max);
+  let cum = 0;
+  for (let k = 0; k < ids.length; k++) {
+    cum += Math.exp(l[ids[k]!]! - max) / z;
+    if (cum >= p) return ids.slice(0, k + 1);
+  }
+  return ids;
+}
+
 /** Index of the largest value; the lowest index wins ties. */
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;
@@ -133,4 +163,38 @@ export function softmax(x: ArrayLike<number>): number[] {
   const e = Array.from({ length: x.length }, (_, i) => Math.exp(x[i]! - max));
   const sum = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / sum);
+}
+
+/** Indices of the k largest values, largest first (lower index first among equal values). */
+export function topKIndices(x: ArrayLike<number>, k: number): number[] {
+  // Min-heap of the best k so far; the root is the worst kept (smallest value, then highest index).
+  const heap: number[] = [];
+  const worse = (a: number, b: number) => x[a]! < x[b]! || (x[a] === x[b] && a > b);
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = 0; i < x.length; i++) {
+    if (heap.length < k) {
+      heap.push(i);
+      for (let j = heap.length - 1; j > 0; ) {
+        const p = (j - 1) >> 1;
+        if (!worse(heap[j]!, heap[p]!)) break;
+        [heap[j], heap[p]] = [heap[p]!, heap[j]!];
+        j = p;
+      }
+    } else if (worse(heap[0]!, i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => x[b]! - x[a]! || a - b);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { CachetError } from '../../engine/errors';
-import { Sampler, SeededRng, argmax, softmax } from '../../engine/sampling';
+import { Sampler, SeededRng, argmax, softmax, topKIndices } from '../../engine/sampling';
 
 const f = (...x: number[]) => Float32Array.from(x);
 
@@ -119,5 +119,49 @@ describe('validation', () => {
     expect(() => new Sampler({ topK: 1.5 })).toThrow(CachetError);
     expect(() => new Sampler({ repetitionPenalty: 0 })).toThrow(CachetError);
     expect(() => new Sampler().sample(new Float32Array(0))).toThrow(/empty logits/);
+  });
+});
+
+describe('topKIndices', () => {
+  test('equals a full sort truncated to k, ties to the lower index', () => {
+    const rng = new SeededRng(9);
+    for (const n of [1, 7, 100, 5000]) {
+      // Few distinct values so ties are common.
+      const x = Float32Array.from({ length: n }, () => Math.floor(rng.next() * 20));
+      const sorted = Array.from(x.keys()).sort((a, b) => x[b]! - x[a]! || a - b);
+      for (const k of [1, 3, 40, n]) expect(topKIndices(x, k)).toEqual(sorted.slice(0, k));
+    }
+  });
+});
+
+describe('large vocabularies', () => {
+  test('top-p without top-k gives the same nucleus as a full sort, normalized over all tokens', () => {
+    const rng = new SeededRng(4);
+    const V = 50000;
+    const logits = Float32Array.from({ length: V }, () => (rng.next() - 0.5) * 8);
+    for (let i = 0; i < 20; i++) logits[i * 997] = 6 + rng.next() * 4; // a few clear leaders
+    for (const topP of [0.3, 0.9, 0.999]) {
+      const got = new Sampler({ temperature: 1, topP }).candidates(logits).ids;
+      // Independent: full sort, softmax over all, shortest prefix reaching p.
+      const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b);
+      const p = softmax(order.map((i) => logits[i]!));
+      let cum = 0;
+      let keep = order.length;
+      for (let k = 0; k < p.length; k++) {
+        cum += p[k]!;
+        if (cum >= topP) {
+          keep = k + 1;
+          break;
+        }
+      }
+      expect(got).toEqual(order.slice(0, keep));
+    }
+  });
+
+  test('top-p after top-k normalizes over the k survivors', () => {
+    // probs over all: [0.4, 0.3, 0.2, 0.1]; after top-k 2: [4/7, 3/7]; p = 0.55 keeps 1 token.
+    const l = Float32Array.from([0.4, 0.3, 0.2, 0.1].map(Math.log));
+    expect(new Sampler({ temperature: 1, topK: 2, topP: 0.55 }).candidates(l).ids).toEqual([0]);
+    expect(new Sampler({ temperature: 1, topK: 2, topP: 0.6 }).candidates(l).ids).toEqual([0, 1]);
   });
 });
