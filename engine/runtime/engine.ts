@@ -140,6 +140,13 @@ export class Engine {
       }
       const notes: string[] = [];
       const warn = (w: EngineWarning) => { notes.push(w.message); options.onWarning?.(w); };
+      if (options.contextLength !== undefined && options.contextLength > config.contextLength) {
+        warn({
+          code: 'context-truncated',
+          message: `context length ${options.contextLength} exceeds what ${config.name} was trained for; using ${contextLength}`,
+          hint: 'Beyond its trained context a model degrades; pick a model with a longer context for more.',
+        });
+      }
       const choice = options.backend ?? 'auto';
       const candidates = choice === 'auto' ? AUTO_ORDER.filter((k) => available(k, options)) : [choice];
       let backend: Backend | undefined;

@@ -146,6 +146,18 @@ describe('Engine backend choice', () => {
     }
   });
 
+  it('caps the context length at the trained one, with a warning', async () => {
+    const warnings: EngineWarning[] = [];
+    const engine = await Engine.load({ modelPath, backend: 'reference', contextLength: 100_000, onWarning: (w) => warnings.push(w) });
+    try {
+      expect(engine.info.contextLength).toBe(2048);
+      expect(engine.info.trainedContextLength).toBe(2048);
+      expect(warnings).toMatchObject([{ code: 'context-truncated' }]);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it('an explicit backend that cannot start is a typed error (no fallback)', async () => {
     const failing: BackendFactory = async () => {
       throw new BackendUnavailableError('onnxruntime-node failed to load', 'Reinstall the extension.');
