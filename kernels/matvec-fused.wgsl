@@ -1,21 +1,31 @@
-// Decode-time matrix-vector products for Q8_0 weights repacked at upload ("q8r": all int8 quants
-// of the matrix as u32 words, then one f32 scale per 32 weights), fused with what surrounds them:
+// Decode-time matrix-vector products fused with what surrounds them. Two weight paths:
+//   Q8R: Q8_0 repacked at upload (all int8 quants as u32 words, then one f32 scale per 32
+//        weights); a lane reads 16 weights (one vec4<u32>) per step.
+//   else: any dequant.wgsl format per matrix ($W4FN0..2 name a per-buffer copy of its w4_*
+//        function); a lane reads 4 weights per step.
+// Fusions:
 //   - up to three matrices in one dispatch (q, k, v), rows numbered across them;
 //   - swiglu mode: Y0 = silu(W0 x) * (W1 x) (gate and up in one pass);
 //   - an RMS norm of x computed in the prologue (x * rsqrt(mean(x^2) + eps) * NW);
 //   - bias and accumulation into Y0 (the residual add) in the epilogue.
-// 256 threads = 8 rows x 32 lanes; a lane reads 16 weights (one vec4<u32>) per step.
+// 256 threads = 8 rows x 32 lanes.
 
 struct FusedParams {
   n0: u32, n1: u32, n2: u32, k: u32,
-  so0: u32, so1: u32, so2: u32,   // word offset of each matrix's scales
+  so0: u32, so1: u32, so2: u32,   // Q8R: word offset of each matrix's scales; else bytes per row
   flags: u32,                      // 1 rms-norm x, 2 swiglu, 4 accumulate Y0, 8/16/32 bias of W0/W1/W2
-  eps: f32, x_row0: u32, pad0: u32, pad1: u32,
+  eps: f32, x_row0: u32, scale_off: u32, pad1: u32,   // scale_off: unused (dequant.wgsl's q8r)
 }
 
+//#if Q8R
 @group(0) @binding(0) var<storage, read> W0: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> W1: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> W2: array<vec4<u32>>;
+//#else
+@group(0) @binding(0) var<storage, read> W0: array<u32>;
+@group(0) @binding(1) var<storage, read> W1: array<u32>;
+@group(0) @binding(2) var<storage, read> W2: array<u32>;
+//#endif
 @group(0) @binding(3) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> NW: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> Y0: array<f32>;
@@ -30,12 +40,14 @@ fn touch_bindings() {
   _ = &W0; _ = &W1; _ = &W2; _ = &X; _ = &NW; _ = &Y0; _ = &Y1; _ = &Y2; _ = &B0; _ = &B1; _ = &B2; _ = &p;
 }
 
+//#if Q8R
 fn i8x4(v: u32) -> vec4<f32> {
   return vec4<f32>(vec4<i32>(bitcast<i32>(v << 24u), bitcast<i32>(v << 16u), bitcast<i32>(v << 8u), bitcast<i32>(v)) >> vec4<u32>(24u));
 }
 fn dot16(q: vec4<u32>, x0: u32) -> f32 {
   return dot(i8x4(q.x), xin(x0)) + dot(i8x4(q.y), xin(x0 + 1u)) + dot(i8x4(q.z), xin(x0 + 2u)) + dot(i8x4(q.w), xin(x0 + 3u));
 }
+//#endif
 
 var<private> x_base: u32;     // first vec4 of this token's x row
 var<private> x_scale: f32;    // rms-norm scale (1 without the norm)
@@ -47,6 +59,7 @@ fn xin(j: u32) -> vec4<f32> {
   return v;
 }
 
+//#if Q8R
 // Each row's scale word s sits in component s % 4 of vec4 s / 4.
 fn scale_of(w: vec4<u32>, s: u32) -> f32 { return bitcast<f32>(w[s & 3u]); }
 
@@ -78,6 +91,23 @@ fn dot_w2(row: u32, lane: u32) -> f32 {
   }
   return acc;
 }
+//#else
+fn dot_w0(row: u32, lane: u32) -> f32 {
+  var acc = 0.0;
+  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN0(row * p.so0, 4u * c), xin(c)); }
+  return acc;
+}
+fn dot_w1(row: u32, lane: u32) -> f32 {
+  var acc = 0.0;
+  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN1(row * p.so1, 4u * c), xin(c)); }
+  return acc;
+}
+fn dot_w2(row: u32, lane: u32) -> f32 {
+  var acc = 0.0;
+  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN2(row * p.so2, 4u * c), xin(c)); }
+  return acc;
+}
+//#endif
 
 var<workgroup> seg: array<f32, 256>;
 
@@ -106,7 +136,7 @@ fn lane_sum(v: f32, lid: u32, sgs: u32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn matvec_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32
 //#if SUBGROUPS
              , @builtin(subgroup_size) sgs_in: u32, @builtin(subgroup_invocation_id) sgl: u32

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dequantize, quantize } from '../../engine/quant';
-import { GgmlType } from '../../engine/quant/types';
+import { bytesFor, GgmlType } from '../../engine/quant/types';
 import { Pipelines } from '../../engine/backend/webgpu/pipelines';
 import { grid } from '../../engine/backend/webgpu/buffers';
 import { buf, openHarness, randoms, readF32, relError, run, uni, type Harness } from './gpu-harness';
@@ -43,7 +43,7 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
   const prev = randoms(opts.tokens * rows[0], 30);
   const eps = 1e-6;
   const flags = (opts.norm ? 1 : 0) | (opts.swiglu ? 2 : 0) | (opts.accumulate ? 4 : 0) | (opts.bias ? 8 | 16 | 32 : 0);
-  const p = pipes.get('matvec-fused', 'matvec_q8');
+  const p = pipes.get('matvec-fused', 'matvec_fused', 'q8r');
   const dummyW = buf(H, new Uint32Array(4));
   const Y = rows.map((n, i) => buf(H, i === 0 && opts.accumulate ? prev : new Float32Array(Math.max(1, opts.tokens * n))));
   const g = pipes.bind(p, 0, {
@@ -89,5 +89,47 @@ describe('fused q8r matvec', () => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2 })).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, { rows: [33, 0, 0], k: 96, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 1 })).toBeLessThan(2e-5);
+  });
+});
+
+describe('fused matvec, generic formats (per-matrix dequant)', () => {
+  const FORMAT_NAMES: Partial<Record<GgmlType, string>> = { [GgmlType.F32]: 'f32', [GgmlType.F16]: 'f16', [GgmlType.Q8_0]: 'q8_0', [GgmlType.Q4_0]: 'q4_0', [GgmlType.Q4_K]: 'q4_k', [GgmlType.Q6_K]: 'q6_k' };
+
+  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean) {
+    const H = h!;
+    const mats = types.map((t, i) => {
+      const bytes = quantize(t, randoms(rows[i]! * k, 200 + i));
+      return { bytes, f32: dequantize(t, bytes, rows[i]! * k), rowBytes: bytesFor(t, k) };
+    });
+    const x = randoms(k, 9, 3);
+    const nw = randoms(k, 10);
+    const eps = 1e-6;
+    const xin = rmsNorm(x, nw, eps);
+    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(','));
+    const Y = rows.map((n) => buf(H, new Float32Array(Math.max(1, n))));
+    const g = pipes.bind(p, 0, {
+      0: buf(H, mats[0]!.bytes), 1: buf(H, mats[1]!.bytes), 2: buf(H, mats[2]!.bytes), 3: buf(H, x), 4: buf(H, nw),
+      5: Y[0]!, 6: Y[1]!, 7: Y[2]!, 8: buf(H, new Float32Array(1)), 9: buf(H, new Float32Array(1)), 10: buf(H, new Float32Array(1)),
+      11: uni(H, [rows[0], swiglu ? 0 : rows[1], swiglu ? 0 : rows[2], k, mats[0]!.rowBytes, mats[1]!.rowBytes, mats[2]!.rowBytes, 1 | (swiglu ? 2 : 0), eps, 0], [8]),
+    });
+    const total = swiglu ? rows[0] : rows[0] + rows[1] + rows[2];
+    await run(H, p, [g], Math.ceil(total / 8));
+    const outs = mats.map((m, i) => dotRows(m.f32, xin, rows[i]!, k));
+    if (swiglu) {
+      const want = outs[0]!.map((a, r) => (a / (1 + Math.exp(-a))) * outs[1]![r]!);
+      return relError(await readF32(H, Y[0]!, rows[0]), want);
+    }
+    let worst = 0;
+    for (let i = 0; i < 3; i++) worst = Math.max(worst, relError(await readF32(H, Y[i]!, rows[i]!), outs[i]!));
+    return worst;
+  }
+
+  test('q/k/v as Q4_K, Q6_K, Q4_0 (a Q4_K_M-style mix) with RMS norm', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false)).toBeLessThan(2e-5);
+  });
+  test('gate F16, up Q8_0 file blocks, SwiGLU; no-subgroup fallback', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runGeneric(h.altPipes, [GgmlType.F16, GgmlType.Q8_0, GgmlType.F32], [19, 19, 1], 96, true)).toBeLessThan(2e-5);
   });
 });

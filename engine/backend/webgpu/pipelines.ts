@@ -70,8 +70,20 @@ export class Pipelines {
 
   /** The WGSL text of a family variant (exposed for tests and debugging). */
   source(family: KernelFamily, wtype = 'f32'): string {
-    const defines = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
-    const body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
+    const defines: Record<string, string | number | boolean> = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
+    let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
+    if (family === 'matvec-fused') {
+      // 'q8r', or 'a,b,c': the format of each of the three weight buffers
+      defines.Q8R = wtype === 'q8r';
+      if (wtype !== 'q8r') {
+        const types = wtype.split(',');
+        const copies = [0, 1, 2].map((i) => {
+          defines[`W4FN${i}`] = `w4_${types[i] ?? types[0]}_${i}`;
+          return dequantFor(this.sources.dequant, `W${i}`, `_${i}`);
+        });
+        body = copies.join('\n') + '\n' + body;
+      }
+    }
     const header = this.options.subgroups ? 'enable subgroups;\n' : '';
     return header + preprocess(body, defines);
   }
@@ -111,4 +123,12 @@ export class Pipelines {
       })),
     });
   }
+}
+
+/** dequant.wgsl rewritten for buffer `buffer`: every function renamed with `suffix`. */
+function dequantFor(src: string, buffer: string, suffix: string): string {
+  const names = [...src.matchAll(/\bfn\s+(\w+)\s*\(/g)].map((m) => m[1]!);
+  let out = src.replace(/\bW\[/g, `${buffer}[`);
+  for (const n of names) out = out.replace(new RegExp(`\\b${n}\\(`, 'g'), `${n}${suffix}(`);
+  return out;
 }

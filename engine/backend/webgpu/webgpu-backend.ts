@@ -96,7 +96,7 @@ interface LayerOps {
   up: MatOp;
   act: Op;
   down: MatOp;
-  /** Decode-time fused q8r ops (see kernels/matvec-fused.wgsl), when every matrix is Q8_0. */
+  /** Decode-time fused matvec ops (kernels/matvec-fused.wgsl). */
   fused?: { qkv: Op; o: Op; gateUp?: Op; down: Op; norm: boolean };
 }
 
@@ -378,11 +378,15 @@ export class WebGpuBackend implements Backend {
     const swiglu = (flags & 2) !== 0;
     const bias = mats.map((m, i) => (m.bias ? 8 << i : 0)).reduce((a, b) => a | b, 0);
     const n = [0, 1, 2].map((i) => (mats[i] && !(swiglu && i === 1) ? mats[i]!.rows : 0));
-    const p = params ?? uniformFrom(this.device, [n[0]!, n[1]!, n[2]!, mats[0]!.k, mats[0]!.scaleOff, mats[1]?.scaleOff ?? 0, mats[2]?.scaleOff ?? 0, flags | bias, c.norm.eps, 0], [8]);
+    // q8r: one kernel reading 16 weights per load; other formats: per-matrix dequant functions
+    const q8r = mats.every((m) => m.wtype === 'q8r');
+    const wtype = q8r ? 'q8r' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
+    const off = (m: GpuMatrix | undefined) => (m ? (q8r ? m.scaleOff : m.rowBytes) : 0);
+    const p = params ?? uniformFrom(this.device, [n[0]!, n[1]!, n[2]!, mats[0]!.k, off(mats[0]), off(mats[1]), off(mats[2]), flags | bias, c.norm.eps, 0], [8]);
     if (!params) this.allBuffers.push(p);
     const w = (i: number) => mats[i]?.buffer ?? this.dummy;
     const y = (i: number) => ys[i] ?? (i === 1 ? this.dummyRw : this.dummyRw2);
-    return this.op('matvec-fused', 'matvec_q8', 'f32', {
+    return this.op('matvec-fused', 'matvec_fused', wtype, {
       0: w(0), 1: w(1), 2: w(2), 3: x, 4: normW ?? this.dummy,
       5: ys[0]!, 6: y(1), 7: y(2),
       8: mats[0]?.bias ?? this.dummy, 9: mats[1]?.bias ?? this.dummy, 10: mats[2]?.bias ?? this.dummy, 11: p,
@@ -390,8 +394,6 @@ export class WebGpuBackend implements Backend {
   }
 
   private fusedLayerOps(L: LayerBuffers): LayerOps['fused'] {
-    const all = [L.q, L.k, L.v, L.o, L.up, L.down, ...(L.gate ? [L.gate] : [])];
-    if (!all.every((m) => m.wtype === 'q8r')) return undefined;
     // The RMS norm folds into the matvec prologue; LayerNorm keeps its own dispatch.
     const norm = this.config.norm.type === 'rms';
     if (norm && !L.gate) return undefined; // the plain-MLP path would need the normed x
@@ -458,7 +460,7 @@ export class WebGpuBackend implements Backend {
     this.headMatrix = head;
     this.head = this.matOp(head, this.xn, this.logits, false, 'lm_head');
     this.headLast = this.matOp(head, this.xn, this.logits, false, 'lm_head', this.headParamsLast).matvec;
-    if (head.wtype === 'q8r' && c.norm.type === 'rms') {
+    if (c.norm.type === 'rms') {
       // final norm + LM head on row x_row0 in one dispatch; x_row0 is written per step
       this.headFused = this.fusedOp([head], this.x, outNorm, [this.logits], 1, 'lm_head', this.headFusedParams);
     }
@@ -692,7 +694,7 @@ export class WebGpuBackend implements Backend {
       this.mat(this.head, m);
     } else if (this.headFused && this.useFused) {
       const h = this.headMatrix;
-      this.device.queue.writeBuffer(this.headFusedParams, 0, uniformBytes([h.rows, 0, 0, h.k, h.scaleOff, 0, 0, 1, c.norm.eps, m - 1], [8]));
+      this.device.queue.writeBuffer(this.headFusedParams, 0, uniformBytes([h.rows, 0, 0, h.k, h.wtype === 'q8r' ? h.scaleOff : h.rowBytes, 0, 0, 1, c.norm.eps, m - 1], [8]));
       const [gx, gy] = grid(Math.ceil(h.rows / 8));
       this.dispatch(this.headFused, gx, gy, 1);
     } else {
