@@ -145,12 +145,21 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
   reg(COMMANDS.accepted, () => {
     counters.accepted++;
   });
+  // Toggles flip at once; the setting follows. While writes are in flight, configuration events
+  // (which may describe an older write) must not flip the state back.
+  let togglesInFlight = 0;
   reg(COMMANDS.toggle, async () => {
     enabled = !enabled;
+    const now = enabled;
     if (!enabled) session.cancelPending();
     status.update({ enabled });
-    await vscode.workspace.getConfiguration('cachet').update('completion.enabled', enabled, vscode.ConfigurationTarget.Global);
-    void vscode.window.showInformationMessage(`Cachet completions ${enabled ? 'on' : 'off'}.`);
+    togglesInFlight++;
+    try {
+      await vscode.workspace.getConfiguration('cachet').update('completion.enabled', now, vscode.ConfigurationTarget.Global);
+    } finally {
+      togglesInFlight--;
+    }
+    void vscode.window.showInformationMessage(`Cachet completions ${now ? 'on' : 'off'}.`);
   });
   reg(COMMANDS.selectModel, async () => {
     const ws = vscode.workspace.workspaceFolders?.length
@@ -224,7 +233,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
       if (!e.affectsConfiguration('cachet')) return;
       const before = settings;
       settings = readSettings();
-      enabled = settings.completion.enabled;
+      if (togglesInFlight === 0) enabled = settings.completion.enabled;
       session.setOptions({ debounceMs: settings.completion.debounceMs, maxTokens: settings.completion.maxTokens });
       if (before.remote.url !== settings.remote.url || before.remote.model !== settings.remote.model) {
         session.setBackend(backendFor(settings));

@@ -360,9 +360,12 @@ try {
     await item.click();
     await page.locator('.statusbar-item', { hasText: 'Cachet: off' }).first().waitFor({ timeout: 5000 });
     await item.click();
-    await page.locator('.statusbar-item', { hasText: /Cachet: (idle|[\d.]+ tok\/s|cache hit)/ }).first().waitFor({ timeout: 5000 });
+    await page.locator('.statusbar-item', { hasText: /Cachet:\s(idle|[\d.]+\stok\/s|cache\shit)/ }).first().waitFor({ timeout: 5000 });
+    await sleep(1500); // the setting write and its change event must not flip it back
     await clearToasts();
-    return await statusText();
+    const s = await statusText();
+    if (/off/.test(s)) throw new Error(`completions went back off: ${s}`);
+    return s;
   });
 
   for (const c of contributed) {
