@@ -18,6 +18,7 @@ export {
 } from './sources';
 export type { SourceOptions } from './sources';
 export { estimateMemory, checkFit, formatBytes } from './fit';
+export { summarizeModel } from './summary';
 export type { FitOptions } from './fit';
 
 export interface DiscoverOptions extends SourceOptions, FitOptions {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  checkFit, discoverModels, estimateMemory, findCandidates, formatParameters, inspectCandidate, ollamaName, splitPart,
+  checkFit, discoverModels, estimateMemory, findCandidates, formatParameters, inspectCandidate, ollamaName, splitPart, summarizeModel,
   type DiscoveredModelWithFit, type ModelInfo,
 } from '../../engine/discovery';
 import { GgufBuilder, GgufValueType, openGguf } from '../../engine/gguf';
@@ -295,5 +295,19 @@ describe('fit check', () => {
         expect(m.fit!.budget).toBe(Math.floor(8 * GiB * 0.9));
       } else expect(m.fit).toBeUndefined();
     }
+  });
+});
+
+describe('summary lines', () => {
+  test('loadable, unloadable and too-big models read as one line each', () => {
+    const ok = byName('tiny-coder:latest')!;
+    expect(summarizeModel(ok)).toMatch(/^tiny-coder:latest \(ollama\): llama \S+ Q8_0, context 4096, FIM; fits \(\d+ MiB of 7\.2 GiB at 4096 tokens\)$/);
+    expect(summarizeModel(byName('pub/repo/nofim.gguf')!)).toContain(', no FIM; fits');
+    expect(summarizeModel(byName('hf.co/someorg/qwen-tiny:F16')!)).toContain('[has a LoRA adapter layer, which Cachet does not apply]');
+    expect(summarizeModel(byName('pub/repo/broken.gguf')!)).toMatch(/^pub\/repo\/broken\.gguf \(lmstudio\): cannot load — bad-magic: Choose a \.gguf/);
+    expect(summarizeModel(byName('pub/repo/mmproj-model-f16.gguf')!)).toContain('cannot load — unknown-arch (clip ');
+    const tight = { ...ok, fit: checkFit(ok.info!, ok.info!.weightBytes + 1024 ** 2)! };
+    expect(tight.fit.verdict).toBe('too-big');
+    expect(summarizeModel(tight)).toMatch(/; too big \(.+ > .+\): /);
   });
 });
