@@ -408,6 +408,25 @@ try {
     });
   }
 
+
+  await check('a broken model path shows the engine error with its hint and a Select Model action', async () => {
+    await clearToasts();
+    const broken = { ...settings, 'cachet.modelPath': join(run, 'missing-model.gguf') };
+    writeFileSync(join(userData, 'Machine', 'settings.json'), JSON.stringify(broken, null, 2));
+    writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify(broken, null, 2));
+    await sleep(2000); // settings file watcher -> engine stops; the next completion restarts it
+    await typeAtEnd('z = ');
+    const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: 'missing-model.gguf' }).first();
+    await toast.waitFor({ timeout: 60_000 });
+    const msg = nbsp(await toast.locator('.notification-list-item-message').innerText());
+    const buttons = nbsp(await toast.locator('.monaco-button').allInnerTexts().then((b) => b.join('|')));
+    await shot('model-error');
+    if (!/Select Model/.test(buttons)) throw new Error(`actions: ${buttons}`);
+    if (!/—/.test(msg)) throw new Error(`no hint in: ${msg}`);
+    const s = await statusText();
+    if (!/error/.test(s)) throw new Error(`status: ${s}`);
+    return `${msg.slice(0, 120)} [${buttons}]`;
+  });
 } catch (err) {
   failed++;
   console.log(`FAIL harness: ${err?.stack ?? err}`);
