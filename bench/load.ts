@@ -142,7 +142,8 @@ async function main(): Promise<void> {
           },
         },
         maxTokens: 16 + Math.floor(rand() * 17), deadlineMs: 5000, priority: 'interactive',
-        speculative: speculative ? { maxDraft: 4, ngram: 3 } : undefined,
+        // Explicit either way (the engine's default depends on the backend).
+        speculative: speculative ? { maxDraft: 4, ngram: 3 } : { maxDraft: 0 },
       });
       sent++;
       const cancelAt = { t: 0 };

@@ -95,6 +95,11 @@ export interface GenerationOptions {
   stop?: string[];
   /** Wall-clock budget from when the engine receives the request; on expiry it returns what it has. */
   deadlineMs?: number;
+  /**
+   * Absent: the engine's default (FIM completions draft on backends that verify drafts cheaply,
+   * webgpu and onnx; plain decoding elsewhere). `{ maxDraft: 0 }` turns drafting off. Drafting
+   * never changes greedy output; sampled requests ignore it.
+   */
   speculative?: SpeculativeParams;
 }
 

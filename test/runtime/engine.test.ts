@@ -146,6 +146,32 @@ describe('Engine backend choice', () => {
     }
   });
 
+  it('drafts FIM completions by default on backends that verify cheaply, not on reference', async () => {
+    const fim = { prefix: 'x = [1, 2, 3]\ny = [1, 2, 3]\nz = [1, 2', suffix: ']\n' };
+    const ref = await Engine.load({ modelPath, backend: 'reference', contextLength: 128 });
+    // A backend named 'onnx' that is really the reference backend (same numbers, other name).
+    const asOnnx: BackendFactory = async (weights, options) => {
+      const inner = await createReferenceBackend(weights, options);
+      const named: Backend = Object.create(inner);
+      Object.defineProperty(named, 'name', { value: 'onnx' });
+      return named;
+    };
+    const ort = await Engine.load({ modelPath, backend: 'onnx', contextLength: 128, backendFactories: { onnx: asOnnx } });
+    try {
+      const plain = await ref.complete({ fim, maxTokens: 12 });
+      expect(plain.timings.draftTokens).toBeUndefined();
+      const drafted = await ort.complete({ fim, maxTokens: 12 });
+      expect(drafted.timings.draftTokens).toBeGreaterThan(0);
+      expect(drafted.tokenIds).toEqual(plain.tokenIds);
+      const off = await ort.complete({ fim, maxTokens: 12, speculative: { maxDraft: 0 } });
+      expect(off.timings.draftTokens).toBeUndefined();
+      expect(off.tokenIds).toEqual(plain.tokenIds);
+    } finally {
+      await ref.dispose();
+      await ort.dispose();
+    }
+  });
+
   it('caps the context length at the trained one, with a warning', async () => {
     const warnings: EngineWarning[] = [];
     const engine = await Engine.load({ modelPath, backend: 'reference', contextLength: 100_000, onWarning: (w) => warnings.push(w) });
