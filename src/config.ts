@@ -16,6 +16,8 @@ export interface CachetSettings {
     maxTokens: number;
     maxLines: number;
     contextTokens: number;
+    /** Tokens of other open files sent as context chunks (0: none). */
+    openFilesContextTokens: number;
   };
   server: { enabled: boolean; port: number };
   remote: { url: string; model: string };
@@ -40,6 +42,7 @@ export function readSettings(): CachetSettings {
       maxTokens: num('completion.maxTokens', 128, 1, 4096),
       maxLines: num('completion.maxLines', 16, 1, 500),
       contextTokens: num('completion.contextTokens', 2048, 64, 131072),
+      openFilesContextTokens: num('completion.openFilesContextTokens', 1024, 0, 131072),
     },
     server: { enabled: c.get<boolean>('server.enabled', false), port: num('server.port', 8012, 1, 65535) },
     remote: { url: (c.get<string>('remote.url', '') ?? '').trim(), model: c.get<string>('remote.model', '') ?? '' },

@@ -13,6 +13,7 @@ import { CachetStatusBar } from './status-bar';
 import { Dashboard, type SessionCounters } from './dashboard';
 import { LocalServer } from './local-server';
 import { discoverModels, embeddedModel } from './models';
+import type { OpenFile } from './completion/open-files';
 
 export const COMMANDS = {
   accept: 'cachet.acceptSuggestion',
@@ -121,11 +122,28 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
   );
   status.update({ enabled, engine: settings.remote.url ? 'remote' : 'stopped' });
 
-  // ---- provider
+  // ---- provider (other open files give context; remember when each editor was last focused)
+  const lastActive = new Map<string, number>();
+  const markActive = (ed: vscode.TextEditor | undefined) => {
+    if (ed) lastActive.set(ed.document.uri.toString(), Date.now());
+  };
+  markActive(vscode.window.activeTextEditor);
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(markActive));
+  const openFiles = (): OpenFile[] =>
+    vscode.workspace.textDocuments
+      .filter((d) => (d.uri.scheme === 'file' || d.uri.scheme === 'untitled' || d.uri.scheme === 'vscode-remote') && !d.isClosed)
+      .map((d) => ({
+        uri: d.uri.toString(),
+        path: vscode.workspace.asRelativePath(d.uri, false),
+        text: d.getText(),
+        languageId: d.languageId,
+        lastActive: lastActive.get(d.uri.toString()) ?? 0,
+      }));
   const provider = new CachetInlineProvider(session, {
     settings: () => settings,
     enabled: () => enabled,
     onError: showError,
+    openFiles: () => (settings.completion.openFilesContextTokens > 0 ? openFiles() : []),
   });
   const providerWithAccept: vscode.InlineCompletionItemProvider = {
     provideInlineCompletionItems: async (doc, pos, ctx, token) => {

@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { contextWindow } from './context-window';
 import type { CompletionSession } from './session';
+import { openFileChunks, type OpenFile } from './open-files';
 import type { CachetSettings } from '../config';
 
 export interface ProviderHooks {
@@ -13,6 +14,8 @@ export interface ProviderHooks {
   /** Completions are on (global toggle). */
   enabled(): boolean;
   onError(err: unknown): void;
+  /** Other open files, for context chunks (optional). */
+  openFiles?(): OpenFile[];
 }
 
 export class CachetInlineProvider implements vscode.InlineCompletionItemProvider {
@@ -39,6 +42,8 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
     const folder = vscode.workspace.getWorkspaceFolder(document.uri);
     const filePath = folder ? vscode.workspace.asRelativePath(document.uri, false) : document.uri.fsPath;
 
+    const chunks = this.hooks.openFiles ? openFileChunks(this.hooks.openFiles(), { uri: document.uri.toString(), languageId: document.languageId }, s.completion.openFilesContextTokens) : [];
+
     let answer;
     try {
       answer = await this.session.complete(
@@ -47,7 +52,7 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
           offset: w.offset,
           prefix: w.prefix,
           suffix: w.suffix,
-          fim: { prefix: w.prefix, suffix: w.suffix, filePath, languageId: document.languageId, repoName: folder?.name },
+          fim: { prefix: w.prefix, suffix: w.suffix, filePath, languageId: document.languageId, repoName: folder?.name, ...(chunks.length ? { chunks } : {}) },
           post: {
             linePrefix: w.linePrefix,
             lineSuffix: w.lineSuffix,

@@ -50,7 +50,7 @@ import type { CachetSettings } from '../../src/config';
 
 const settings: CachetSettings = {
   modelPath: '', backend: 'auto', contextLength: 8192, threads: 0,
-  completion: { enabled: true, disabledLanguages: ['markdown'], debounceMs: 0, maxTokens: 32, maxLines: 5, contextTokens: 1000 },
+  completion: { enabled: true, disabledLanguages: ['markdown'], debounceMs: 0, maxTokens: 32, maxLines: 5, contextTokens: 1000, openFilesContextTokens: 100 },
   server: { enabled: false, port: 8012 }, remote: { url: '', model: '' },
 };
 
@@ -99,6 +99,22 @@ describe('CachetInlineProvider', () => {
     expect(items).toHaveLength(1);
     expect(items[0].insertText).toBe('a + b');
     expect(items[0].range.start).toBe(pos);
+  });
+
+  it('adds other open files as context chunks', async () => {
+    const be = new Backend();
+    be.script = ['1'];
+    const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), {
+      settings: () => settings,
+      enabled: () => true,
+      onError: () => undefined,
+      openFiles: () => [
+        { uri: 'file:///proj/src/a.py', path: 'src/a.py', text: 'x = ', languageId: 'python', lastActive: 5 },
+        { uri: 'file:///proj/src/util.py', path: 'src/util.py', text: 'def helper():\n    return 2\n', languageId: 'python', lastActive: 3 },
+      ],
+    });
+    await p.provideInlineCompletionItems(doc('x = ') as never, new vscode.Position(0, 4) as never, ctx as never, token as never);
+    expect(be.inputs[0].chunks).toEqual([{ filePath: 'src/util.py', text: 'def helper():\n    return 2\n', languageId: 'python', score: 1 }]);
   });
 
   it('stays silent when off, for disabled languages and while the suggest widget has a selection', async () => {
