@@ -11,13 +11,16 @@
 // For each mode: next-token distributions at every query position (KL(full || mode), top-1
 // agreement) and a greedy continuation (fraction of steps equal to full's).
 
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createReferenceBackend } from '../engine/backend/reference';
-import type { Backend } from '../engine/backend/types';
+import type { Backend, BackendFactory } from '../engine/backend/types';
 import { openGguf } from '../engine/gguf';
 import { loadWeights } from '../engine/model';
 import type { ModelWeights } from '../engine/model/types';
 import { ChunkCache, createTruncatedProbe, type LayerProbe } from '../engine/kv/chunk-cache';
 import { KvManager } from '../engine/kv/kv-manager';
+import { Tokenizer } from '../engine/tokenizer';
 import { makeTestModel, type TestModelOptions } from '../test/helpers/make-test-model';
 
 export type QualityMode =
@@ -49,6 +52,10 @@ export interface ModeOutput {
 
 export interface Harness {
   weights: ModelWeights;
+  factory: BackendFactory;
+  threads: number | undefined;
+  /** Present for a GGUF with a tokenizer (trained models). */
+  tokenizer: Tokenizer | undefined;
   backend: Backend;
   kv: KvManager;
   chunks: ChunkCache;
@@ -59,16 +66,33 @@ export interface Harness {
 
 export const KV_SLOTS = 4096;
 
-export async function createHarness(model: TestModelOptions): Promise<Harness> {
-  const path = makeTestModel(model);
+/**
+ * A model (a makeTestModel spec, or { path } of a GGUF) on a backend (default: reference), with a
+ * KvManager and a ChunkCache over it.
+ */
+export async function createHarness(
+  model: TestModelOptions | { path: string },
+  factory: BackendFactory = createReferenceBackend,
+  threads?: number,
+): Promise<Harness> {
+  const path = 'path' in model && !('arch' in model) ? model.path : makeTestModel(model as TestModelOptions);
   const gguf = openGguf(path);
   const weights = loadWeights(gguf);
-  const backend = await createReferenceBackend(weights, { kvSlots: KV_SLOTS });
+  let tokenizer: Tokenizer | undefined;
+  try {
+    tokenizer = 'arch' in model ? undefined : Tokenizer.fromGguf(gguf);
+  } catch {
+    tokenizer = undefined;
+  }
+  const backend = await factory(weights, { kvSlots: KV_SLOTS, threads });
   const kv = new KvManager({ backend, kvSlots: KV_SLOTS, blockSize: 16 });
-  const chunks = new ChunkCache({ manager: kv, backend, model: path, tokenizer: 'bytes', memoryBudgetBytes: 1 << 28 });
-  const probe = createTruncatedProbe(createReferenceBackend, weights, 1024);
+  const chunks = new ChunkCache({ manager: kv, backend, model: path, tokenizer: tokenizer ? 'gguf' : 'bytes', memoryBudgetBytes: 1 << 28 });
+  const probe = createTruncatedProbe((w, o) => factory(w, { ...o, threads }), weights, 1024);
   return {
     weights,
+    factory,
+    threads,
+    tokenizer,
     backend,
     kv,
     chunks,
@@ -90,14 +114,17 @@ function argmax(x: Float32Array): number {
 
 /** Full recompute on a fresh backend: every token at its place. */
 export async function runFull(h: Harness, p: QualityPrompt, steps: number): Promise<ModeOutput> {
-  const be = await createReferenceBackend(h.weights, { kvSlots: 1024 });
+  const be = await h.factory(h.weights, { kvSlots: 1024, threads: h.threads });
   const all = [...p.prefix, ...p.chunks.flat(), ...p.query];
   const n = all.length;
+  const nq = p.query.length;
   const idx = Int32Array.from({ length: n }, (_, i) => i);
-  const [r] = await be.forward([{ tokens: Int32Array.from(all), positions: idx, context: idx, logits: 'all' }]);
+  // Context without logits, then the query rows with logits (the LM head over every row is waste).
+  await be.forward([{ tokens: Int32Array.from(all.slice(0, n - nq)), positions: idx.slice(0, n - nq), context: idx.slice(0, n - nq), logits: 'none' }]);
+  const [r] = await be.forward([{ tokens: Int32Array.from(all.slice(n - nq)), positions: idx.slice(n - nq), context: idx, logits: 'all' }]);
   const V = h.vocab;
   const logits: Float32Array[] = [];
-  for (let i = n - p.query.length; i < n; i++) logits.push(r.logits.slice(i * V, (i + 1) * V));
+  for (let i = 0; i < nq; i++) logits.push(r.logits.slice(i * V, (i + 1) * V));
   const greedy: number[] = [];
   let last = logits[logits.length - 1];
   let len = n;
@@ -231,6 +258,45 @@ function seeded(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Prompts from real source text for a model with a tokenizer: a BOS + header prefix, chunks cut
+ * at line starts from different files, and a query from yet another file. Files are this
+ * repository's own engine sources (written after the model was trained, so not in its data).
+ */
+export function makeCodePrompts(
+  tok: Tokenizer,
+  root: string,
+  count: number,
+  seed: number,
+  shape: { chunks: number[]; query: number },
+): QualityPrompt[] {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const f = join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (e.name.endsWith('.ts') && !e.name.includes('unicode-data')) files.push(f);
+    }
+  };
+  walk(join(root, 'engine'));
+  files.sort();
+  const rnd = seeded(seed);
+  const window = (n: number): number[] => {
+    for (;;) {
+      const text = readFileSync(files[Math.floor(rnd() * files.length)], 'utf8');
+      const lines = text.split('\n');
+      if (lines.length < 40) continue;
+      const start = Math.floor(rnd() * (lines.length - 30));
+      const ids = tok.encode(lines.slice(start).join('\n'));
+      if (ids.length >= n) return ids.slice(0, n);
+    }
+  };
+  const header = tok.encode('// cachet: repository context\n', { addSpecial: true });
+  const out: QualityPrompt[] = [];
+  for (let i = 0; i < count; i++) out.push({ prefix: header, chunks: shape.chunks.map(window), query: window(shape.query) });
+  return out;
 }
 
 /** Deterministic prompts over the byte vocabulary (ids 0..255). */

@@ -1,11 +1,30 @@
 // Chunk-reuse quality vs full recompute on the reference backend (random-weight test models).
 // Run: npx esbuild bench/kv-quality.ts --bundle --platform=node --outfile=/tmp/kvq.js \
 //        --external:webgpu --external:onnxruntime-node && node /tmp/kvq.js [--prompts N] [--steps N]
-// Prints JSON and a table; writes bench/results/kv-quality-cpu.json.
+//        [--trained N] [--threads N]
+// Prints JSON and a table; writes bench/results/kv-quality-cpu.json. The trained-model section
+// uses onnxruntime-node when the bundle can resolve it (bundle under the repo, e.g. bench/tmp/),
+// else the reference backend (slow: minutes per prompt).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { compare, createHarness, makePrompts, modeName, runFull, runReuse, type Comparison, type QualityMode } from './kv-quality-harness';
+import { createReferenceBackend } from '../engine/backend/reference';
+import { createOnnxBackend } from '../engine/backend/onnx';
+import type { BackendFactory } from '../engine/backend/types';
+import {
+  compare,
+  createHarness,
+  makeCodePrompts,
+  makePrompts,
+  modeName,
+  runFull,
+  runReuse,
+  type Comparison,
+  type Harness,
+  type QualityMode,
+  type QualityPrompt,
+} from './kv-quality-harness';
 import type { TestModelOptions } from '../test/helpers/make-test-model';
 
 function arg(name: string, def: number): number {
@@ -15,6 +34,11 @@ function arg(name: string, def: number): number {
 
 const PROMPTS = arg('prompts', 6);
 const STEPS = arg('steps', 16);
+/** Prompts for the trained model (slow on CPU: ~1 min each); 0 skips it. */
+const TRAINED_PROMPTS = arg('trained', 3);
+const TRAINED_MODEL = join(process.cwd(), 'models', 'cachet-tiny.Q8_0.gguf');
+const TRAINED_SHAPE = { chunks: [64, 64, 64], query: 24 };
+const THREADS = arg('threads', 2);
 const SHAPE = { prefix: 32, chunks: [96, 80, 64], query: 16 };
 const MODES: QualityMode[] = [
   { kind: 'rotate' },
@@ -34,6 +58,7 @@ const MODELS: TestModelOptions[] = [
 
 interface Row {
   model: string;
+  backend: string;
   mode: string;
   kl: number;
   klMax: number;
@@ -43,49 +68,78 @@ interface Row {
   recomputedFraction: number;
 }
 
+async function measure(h: Harness, model: string, backend: string, prompts: QualityPrompt[], steps: number, rows: Row[]) {
+  const acc = new Map<string, { c: Comparison[]; rec: number }>();
+  for (const p of prompts) {
+    const chunkTokens = p.chunks.reduce((a, c) => a + c.length, 0);
+    const full = await runFull(h, p, steps);
+    for (const mode of MODES) {
+      const out = await runReuse(h, p, mode, steps);
+      const key = modeName(mode);
+      const e = acc.get(key) ?? { c: [], rec: 0 };
+      e.c.push(compare(full, out));
+      e.rec += out.recomputed / chunkTokens;
+      acc.set(key, e);
+    }
+  }
+  for (const [mode, e] of acc) {
+    const mean = (f: (c: Comparison) => number) => e.c.reduce((s, c) => s + f(c), 0) / e.c.length;
+    rows.push({
+      model,
+      backend,
+      mode,
+      kl: mean((c) => c.kl),
+      klMax: Math.max(...e.c.map((c) => c.klMax)),
+      top1: mean((c) => c.top1),
+      greedyMatch: mean((c) => c.greedyMatch),
+      greedyPrefix: mean((c) => c.greedyPrefix),
+      recomputedFraction: e.rec / e.c.length,
+    });
+  }
+}
+
+/** onnxruntime-node when it loads (much faster on CPU), else the reference backend. */
+async function cpuFactory(): Promise<{ factory: BackendFactory; name: string }> {
+  try {
+    await import('onnxruntime-node');
+    return { factory: createOnnxBackend as BackendFactory, name: 'onnx' };
+  } catch {
+    return { factory: createReferenceBackend, name: 'reference' };
+  }
+}
+
 async function main() {
   const t0 = Date.now();
   const rows: Row[] = [];
   for (const m of MODELS) {
     const h = await createHarness(m);
-    const prompts = makePrompts(PROMPTS, 1000 + (m.seed ?? 0), SHAPE);
-    const acc = new Map<string, { c: Comparison[]; rec: number }>();
-    const chunkTokens = SHAPE.chunks.reduce((a, b) => a + b, 0);
-    for (const p of prompts) {
-      const full = await runFull(h, p, STEPS);
-      for (const mode of MODES) {
-        const out = await runReuse(h, p, mode, STEPS);
-        const key = modeName(mode);
-        const e = acc.get(key) ?? { c: [], rec: 0 };
-        e.c.push(compare(full, out));
-        e.rec += out.recomputed / chunkTokens;
-        acc.set(key, e);
-      }
-    }
-    for (const [mode, e] of acc) {
-      const mean = (f: (c: Comparison) => number) => e.c.reduce((s, c) => s + f(c), 0) / e.c.length;
-      rows.push({
-        model: `${m.arch}-L${m.layers}-d${m.dims}`,
-        mode,
-        kl: mean((c) => c.kl),
-        klMax: Math.max(...e.c.map((c) => c.klMax)),
-        top1: mean((c) => c.top1),
-        greedyMatch: mean((c) => c.greedyMatch),
-        greedyPrefix: mean((c) => c.greedyPrefix),
-        recomputedFraction: e.rec / e.c.length,
-      });
+    await measure(h, `${m.arch}-L${m.layers}-d${m.dims} (random)`, 'reference', makePrompts(PROMPTS, 1000 + (m.seed ?? 0), SHAPE), STEPS, rows);
+    await h.dispose();
+  }
+  let trained: { model: string; backend: string; prompts: number; shape: typeof TRAINED_SHAPE } | undefined;
+  if (TRAINED_PROMPTS > 0 && existsSync(TRAINED_MODEL)) {
+    const cpu = await cpuFactory();
+    const h = await createHarness({ path: TRAINED_MODEL }, cpu.factory, THREADS);
+    if (h.tokenizer) {
+      const prompts = makeCodePrompts(h.tokenizer, process.cwd(), TRAINED_PROMPTS, 77, TRAINED_SHAPE);
+      await measure(h, 'cachet-tiny (trained)', cpu.name, prompts, STEPS, rows);
+      trained = { model: 'models/cachet-tiny.Q8_0.gguf', backend: cpu.name, prompts: TRAINED_PROMPTS, shape: TRAINED_SHAPE };
     }
     await h.dispose();
   }
   const result = {
     bench: 'kv-quality',
-    backend: 'reference (CPU, f32)',
+    backend: 'reference (CPU, f32) for random models; see trained.backend',
     date: new Date().toISOString(),
+    host: `${cpus().length}x ${cpus()[0]?.model ?? '?'}, threads ${THREADS}`,
     prompts: PROMPTS,
     greedySteps: STEPS,
     shape: SHAPE,
+    trained,
     note:
-      'Random-weight test models (makeTestModel, byte vocab). KL(full || mode) and top-1 agreement averaged over the ' +
+      'Random-weight test models (makeTestModel, byte vocab, random byte prompts) and, when present, the trained ' +
+      'Cachet-Tiny on code windows from this repository (BOS + header prefix, 3 chunks from different files, query ' +
+      'from another file). KL(full || mode) and top-1 agreement averaged over the ' +
       `${SHAPE.query} query positions of each prompt; greedy = fraction of ${STEPS} greedy steps equal to full recompute. ` +
       'blend-r recomputes r of the chunk tokens chosen by V deviation at layer 1 (probe = first 2 layers of the model); ' +
       'random-r recomputes as many tokens picked at random (a control for the selection). ' +
@@ -95,10 +149,10 @@ async function main() {
   };
   console.log(JSON.stringify(result, null, 2));
   const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(`\n${pad('model', 18)}${pad('mode', 12)}${pad('KL', 12)}${pad('KLmax', 12)}${pad('top1', 8)}${pad('greedy', 8)}${pad('prefix', 8)}recomp`);
+  console.log(`\n${pad('model', 28)}${pad('mode', 12)}${pad('KL', 12)}${pad('KLmax', 12)}${pad('top1', 8)}${pad('greedy', 8)}${pad('prefix', 8)}recomp`);
   for (const r of rows) {
     console.log(
-      `${pad(r.model, 18)}${pad(r.mode, 12)}${pad(r.kl.toExponential(2), 12)}${pad(r.klMax.toExponential(2), 12)}` +
+      `${pad(r.model, 28)}${pad(r.mode, 12)}${pad(r.kl.toExponential(2), 12)}${pad(r.klMax.toExponential(2), 12)}` +
         `${pad(r.top1.toFixed(3), 8)}${pad(r.greedyMatch.toFixed(3), 8)}${pad(r.greedyPrefix.toFixed(1), 8)}${r.recomputedFraction.toFixed(2)}`,
     );
   }
