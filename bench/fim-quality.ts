@@ -18,12 +18,15 @@
 // Run from the repository root:
 //   npx esbuild bench/fim-quality.ts --bundle --platform=node --packages=external --loader:.wgsl=text \
 //     --outfile=bench/tmp/fim-quality.js && node bench/tmp/fim-quality.js [--backend onnx] [--limit 200] \
-//     [--heldout 100] [--modes extension,training] [--procs 1] [--threads 1] [--speculative] [--out FILE]
+//     [--heldout 100] [--modes extension,training] [--procs 1] [--threads 1] [--speculative] [--out FILE] [--tag KEY]
+// Held-out tasks can be cut once and carried elsewhere: --dump-heldout F.json --dump-only, then
+// --heldout-tasks F.json(.gz). Results merge into --out under runs[--tag] (default: backend+sets+modes).
 
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { BackendChoice } from '../engine/protocol';
 import { Engine } from '../engine/runtime/engine';
 import {
@@ -161,7 +164,8 @@ function buildJobs(): { jobs: Job[]; humaneval?: LineTask[]; heldout: LineTask[]
   let packages: string[] = [];
   const from = arg('heldout-tasks', '');
   if (from) {
-    const saved = JSON.parse(readFileSync(resolve(root, from), 'utf8')) as { packages: string[]; files: number; tasks: LineTask[] };
+    const raw = readFileSync(resolve(root, from));
+    const saved = JSON.parse((from.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')) as { packages: string[]; files: number; tasks: LineTask[] };
     heldout = saved.tasks.slice(0, heldoutCount);
     packages = saved.packages;
     heldoutFiles = saved.files;
@@ -284,8 +288,11 @@ async function main(): Promise<void> {
   if (spec) lines.push('', `speculative (prompt lookup, draft 4, n-gram 3) on held-out: acceptance ${spec.acceptanceRate}, decode ${spec.plainDecodeMs} -> ${spec.specDecodeMs} ms (x${spec.decodeSpeedup}), identical ${spec.identical}/${spec.tasks}`);
   console.log(lines.join('\n'));
 
+  // One file holds several runs (machines, backends, sets), keyed by --tag or backend+sets+modes.
+  const key = arg('tag', '') || `${backend}-${humaneval?.length ? 'humaneval' + humaneval.length : ''}${heldout.length ? '-heldout' + heldout.length : ''}-${modes.join('+')}`;
+  const prior = existsSync(outPath) ? JSON.parse(readFileSync(outPath, 'utf8')) as { runs?: Record<string, unknown> } : {};
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify(out, null, 1) + '\n');
+  writeFileSync(outPath, JSON.stringify({ bench: 'fim-quality', runs: { ...(prior.runs ?? {}), [key]: out } }, null, 1) + '\n');
   console.log(`wrote ${outPath} (${round(wallS, 1)} s)`);
 }
 
