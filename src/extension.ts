@@ -287,7 +287,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
 function sessionLogLine(e: SessionEvent): string {
   switch (e.kind) {
     case 'start':
-      return `completion: request at offset ${e.offset} (${e.promptChars} chars of context)`;
+      return `completion: request at offset ${e.offset} (${e.promptChars} chars of context, ${e.chunks} open-file chunks)`;
     case 'joined':
       return `completion: joined the in-flight request (${e.typed} chars typed since)`;
     case 'cache-hit':

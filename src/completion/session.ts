@@ -52,7 +52,7 @@ export interface SessionAnswer {
 }
 
 export type SessionEvent =
-  | { kind: 'start'; offset: number; promptChars: number }
+  | { kind: 'start'; offset: number; promptChars: number; chunks: number }
   | { kind: 'end'; reason: FinishReason; timings?: Timings; text: string }
   | { kind: 'cache-hit'; typed: number }
   | { kind: 'joined'; typed: number }
@@ -182,7 +182,8 @@ export class CompletionSession {
       waiters: 0,
     };
     this.pending = p;
-    this.emit({ kind: 'start', offset: q.offset, promptChars: q.prefix.length + q.suffix.length });
+    const chunks = q.fim.chunks ?? [];
+    this.emit({ kind: 'start', offset: q.offset, promptChars: q.prefix.length + q.suffix.length + chunks.reduce((n, c) => n + c.text.length, 0), chunks: chunks.length });
     const notify = () => {
       for (const l of p.listeners) l();
     };

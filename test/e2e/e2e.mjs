@@ -266,6 +266,13 @@ try {
 
   await check('open a file and see ghost text while typing', async () => {
     await clearToasts();
+    // util.js is opened first so main.py's requests carry it as an open-file context chunk.
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+    await page.locator('.quick-input-widget input').fill('util.js');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'util.js' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('.monaco-editor .view-lines', { hasText: 'clamp' }).first().waitFor({ timeout: 20_000 });
     await page.keyboard.press('Control+P');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
@@ -449,6 +456,19 @@ const findLogs = (dir) => {
   return out;
 };
 for (const [i, f] of findLogs(join(userData, 'logs')).entries()) cpSync(f, join(OUT, i ? `cachet-${i}.log` : 'cachet.log'));
+// The Output channel shows what each request carried: main.py's requests include util.js.
+{
+  const logPath = join(OUT, 'cachet.log');
+  const log = existsSync(logPath) ? readFileSync(logPath, 'utf8') : '';
+  const withChunks = (log.match(/request at offset \d+ \(\d+ chars of context, [1-9]\d* open-file chunks\)/g) ?? []).length;
+  if (withChunks > 0) {
+    passed++;
+    console.log(`ok   requests carry open-file context chunks (${withChunks} requests, from the Cachet log)`);
+  } else {
+    failed++;
+    console.log(`FAIL requests carry open-file context chunks: none in ${logPath}`);
+  }
+}
 writeFileSync(join(OUT, 'results.json'), JSON.stringify({ passed, failed, seconds: (Date.now() - t0) / 1000, results }, null, 2));
 console.log(`e2e: ${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SHOTS})`);
 process.exit(failed ? 1 : 0);
