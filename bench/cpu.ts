@@ -56,7 +56,7 @@ function argmax(x: Float32Array): number {
 async function runCachet(backend: Backend, prompt: number[]): Promise<{ prefill: number; decode: number }> {
   const slots = Int32Array.from({ length: prompt.length + decodeSteps }, (_, i) => i);
   let t0 = performance.now();
-  let logits = new Float32Array(0);
+  let logits: Float32Array = new Float32Array(0);
   for (let at = 0; at < prompt.length; at += chunk) {
     const part = prompt.slice(at, at + chunk);
     const [r] = await backend.forward([{
@@ -78,6 +78,8 @@ async function runCachet(backend: Backend, prompt: number[]): Promise<{ prefill:
   return { prefill, decode: (performance.now() - t0) / 1000 };
 }
 
+// Types only; the module is loaded from test/oracle/node_modules at run time.
+// @ts-ignore -- node-llama-cpp is installed in test/oracle, not at the root
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 async function loadLlamaCpp(): Promise<NodeLlamaCpp | undefined> {
   try {
@@ -94,7 +96,7 @@ async function runLlamaCpp(mod: NodeLlamaCpp, path: string, prompt: number[], co
   const context = await model.createContext({ contextSize, batchSize: chunk, threads, flashAttention: true, sequences: 1 });
   try {
     const seq = context.getSequence();
-    const tokens = prompt as unknown as import('node-llama-cpp').Token[];
+    const tokens = prompt as unknown as Parameters<typeof seq.evaluateWithoutGeneratingNewTokens>[0];
     let t0 = performance.now();
     await seq.evaluateWithoutGeneratingNewTokens(tokens.slice(0, -1));
     const prefill = (performance.now() - t0) / 1000;

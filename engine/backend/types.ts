@@ -14,6 +14,12 @@ export interface BackendOptions {
   onProgress?: (fraction: number, what: string) => void;
   /** Threads for CPU backends. */
   threads?: number;
+  /**
+   * GPU backends: accept a software adapter (lavapipe, SwiftShader). Default true; automatic
+   * backend choice passes false, because on the CPU the onnx backend is much faster than a GPU
+   * emulated on it.
+   */
+  allowSoftwareGpu?: boolean;
 }
 
 /** One sequence's step: n new tokens appended after the sequence's existing context. */

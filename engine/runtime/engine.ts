@@ -155,7 +155,7 @@ export class Engine {
       let lastError: unknown;
       for (const kind of candidates) {
         try {
-          backend = await makeBackend(kind, weights, options, kvSlots, (f, what) => progress(0.1 + 0.9 * f, what));
+          backend = await makeBackend(kind, weights, options, kvSlots, (f, what) => progress(0.1 + 0.9 * f, what), choice === 'auto');
           break;
         } catch (err) {
           lastError = err;
@@ -398,8 +398,10 @@ function makeBackend(
   options: EngineLoadOptions,
   kvSlots: number,
   onProgress: (fraction: number, what: string) => void,
+  automatic = false,
 ): Promise<Backend> {
-  const backendOptions = { kvSlots, threads: options.threads, onProgress };
+  // An automatic choice skips a software GPU (lavapipe): the CPU backend is faster there.
+  const backendOptions = { kvSlots, threads: options.threads, onProgress, allowSoftwareGpu: !automatic };
   const factory = options.backendFactories?.[kind];
   return factory ? factory(weights, backendOptions) : createBackend(kind, weights, backendOptions);
 }

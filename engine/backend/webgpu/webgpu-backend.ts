@@ -3,7 +3,7 @@
 // one submit. Activations are f32; the KV cache is f16 (packed pairs) when the device has
 // shader-f16, else f32. Follows the same graph as the reference backend (llama.cpp's llm_build_*).
 
-import { CachetError, ModelNotSupportedError, OutOfMemoryError } from '../../errors';
+import { BackendUnavailableError, CachetError, ModelNotSupportedError, OutOfMemoryError } from '../../errors';
 import { layerTensorNames, lmHeadName, OUTPUT_NORM, OUTPUT_NORM_BIAS, TOKEN_EMBD } from '../../model/tensor-names';
 import type { ModelConfig, ModelWeights, TensorView } from '../../model/types';
 import { dequantize, f32ToF16 } from '../../quant';
@@ -849,6 +849,13 @@ export class WebGpuBackend implements Backend {
 /** BackendFactory for the WebGPU backend; throws BackendUnavailableError when there is no GPU. */
 export async function createWebGpuBackend(weights: ModelWeights, options: WebGpuBackendOptions): Promise<WebGpuBackend> {
   const gpu = await createGpuDevice({ dawnFlags: options.dawnFlags, allowSubgroups: options.subgroups, timestamps: true });
+  if (gpu.software && options.allowSoftwareGpu === false) {
+    gpu.destroy();
+    throw new BackendUnavailableError(
+      `the only WebGPU adapter is a software renderer (${gpu.adapterName})`,
+      'A GPU emulated on the CPU is slower than the CPU backend; set cachet.backend to "webgpu" to use it anyway.',
+    );
+  }
   try {
     const sources = await loadKernelSources();
     const kvF16 = options.kvF16 ?? gpu.features.f16;

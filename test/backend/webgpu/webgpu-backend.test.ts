@@ -259,4 +259,20 @@ describe('webgpu backend matches the reference backend', () => {
     }
     await expect(gpu.forward([batch([1], 0, Int32Array.from([0]), 'last')])).rejects.toThrow(/disposed/);
   });
+
+  test('a software adapter is refused when the caller asks (automatic choice), accepted otherwise', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const probe = await createGpuDevice();
+    const software = probe.software;
+    probe.destroy();
+    const w = weightsFor(MODELS[4]![1]);
+    if (!software) {
+      const gpu = await createWebGpuBackend(w, { kvSlots: 8, allowSoftwareGpu: false });
+      await gpu.dispose();
+      return;
+    }
+    await expect(createWebGpuBackend(w, { kvSlots: 8, allowSoftwareGpu: false })).rejects.toThrow(/software renderer/);
+    const gpu = await createWebGpuBackend(w, { kvSlots: 8 });
+    await gpu.dispose();
+  });
 });
