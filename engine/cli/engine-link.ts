@@ -5,8 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CachetError } from '../errors';
 import type { BackendChoice } from '../protocol';
-import { Engine, type EngineLoadOptions, type SamplerFactory } from '../runtime';
-import { Sampler } from '../sampling';
+import { Engine, type EngineLoadOptions } from '../runtime';
 import type { Io } from './output';
 
 export { Engine };
@@ -38,29 +37,12 @@ export async function loadEngine(choices: LoadChoices, io: Io): Promise<Engine> 
     backend: choices.backend,
     contextLength: choices.contextLength,
     threads: choices.threads,
-    createSampler: samplerFactory,
     onWarning: (w) => {
       if (!choices.quiet) io.err(`warning: ${w.message}${w.hint ? `\n  hint: ${w.hint}` : ''}`);
     },
   };
   return Engine.load(options);
 }
-
-/** Stochastic sampling for requests that ask for it (greedy requests never reach this). */
-export const samplerFactory: SamplerFactory = (params) => {
-  const sampler = new Sampler({
-    temperature: params?.temperature,
-    topK: params?.topK,
-    topP: params?.topP,
-    minP: params?.minP,
-    repetitionPenalty: params?.repeatPenalty,
-    presencePenalty: params?.presencePenalty,
-    frequencyPenalty: params?.frequencyPenalty,
-    penaltyLastN: params?.penaltyLastN,
-    seed: params?.seed,
-  });
-  return { greedy: false, sample: (logits, history) => sampler.sample(logits, history) };
-};
 
 /**
  * The default model for `cachet demo`: models/cachet-tiny*.gguf next to the package (the bundle

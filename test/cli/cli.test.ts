@@ -9,7 +9,6 @@ import { applyStopRules, splitTypedIndent } from '../../engine/context';
 import { openGguf } from '../../engine/gguf';
 import { configFromGguf } from '../../engine/model';
 import { Engine } from '../../engine/runtime';
-import { samplerFactory } from '../../engine/cli/engine-link';
 import { Tokenizer } from '../../engine/tokenizer';
 import { makeTestModel } from '../helpers/make-test-model';
 
@@ -188,7 +187,7 @@ describe('cachet CLI', () => {
     const args = (seed: string) => ['generate', '--model', model, '--prompt', 'x = [', '--n', '16', '--temp', '1.5', '--top-k', '40', '--seed', seed, '--backend', 'reference'];
     const a = runJson(args('7'));
     expect(runJson(args('7')).tokenIds).toEqual(a.tokenIds);
-    const engine = await Engine.load({ modelPath: model, backend: 'reference', createSampler: samplerFactory });
+    const engine = await Engine.load({ modelPath: model, backend: 'reference' });
     try {
       const ids = engine.tokenizer.encode('x = [', { addSpecial: true });
       const r = await engine.generate({ prompt: { kind: 'tokens', tokenIds: ids }, maxTokens: 16, sampling: { temperature: 1.5, topK: 40, seed: 7 } });
