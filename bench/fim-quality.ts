@@ -157,7 +157,9 @@ function buildJobs(): { jobs: Job[]; humaneval?: LineTask[]; heldout: LineTask[]
   const all = readHumanEval(evalPath);
   let humaneval: LineTask[] | undefined;
   if (!all) notes.push(`SKIP HumanEval: ${evalPath} is absent`);
-  else humaneval = limitArg === 'all' ? all : spread(all, Number(limitArg));
+  else if (limitArg === 'all') humaneval = all;
+  // --pick first: the first N tasks (the training run's examples are tasks 0..7); default spread.
+  else humaneval = arg('pick', 'spread') === 'first' ? all.slice(0, Number(limitArg)) : spread(all, Number(limitArg));
 
   let heldout: LineTask[] = [];
   let heldoutFiles = 0;
@@ -259,7 +261,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: load0.map((x) => round(x, 2)), loadavgEnd: load1.map((x) => round(x, 2)) },
     model: { path: 'models/cachet-tiny.Q8_0.gguf', backend, threadsPerProcess: threads, processes: procs },
-    settings: { humanevalTasks: humaneval?.length ?? 0, humanevalPick: limitArg === 'all' ? 'all' : 'evenly spaced', heldoutTasks: heldout.length, heldoutFiles, heldoutPackages: packages, maxTokens, modes, stop: 'first newline' },
+    settings: { humanevalTasks: humaneval?.length ?? 0, humanevalPick: limitArg === 'all' ? 'all' : arg('pick', 'spread') === 'first' ? 'first N' : 'evenly spaced', heldoutTasks: heldout.length, heldoutFiles, heldoutPackages: packages, maxTokens, modes, stop: 'first newline' },
     wallSeconds: round(wallS, 1),
     notes,
     ...results,
