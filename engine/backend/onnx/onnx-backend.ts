@@ -161,14 +161,7 @@ export class OnnxBackend implements Backend {
 
   async rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
     this.checkAlive();
-    if (slots.length !== delta.length) throw new CachetError(`rotateKeys: ${slots.length} slots but ${delta.length} deltas`, 'Pass one delta per slot.');
-    this.kv.checkSlots(slots, 'rotateKeys');
-    const kvDim = this.kv.kvDim;
-    for (let l = 0; l < this.config.nLayers; l++) {
-      for (let i = 0; i < slots.length; i++) {
-        if (delta[i] !== 0) this.rope.apply(this.kv.k[l]!, slots[i]! * kvDim, this.config.nKvHeads, delta[i]!);
-      }
-    }
+    this.kv.rotateKeys(this.rope, this.config.nKvHeads, slots, delta);
   }
 
   async readSlots(slots: Int32Array): Promise<Float32Array> {

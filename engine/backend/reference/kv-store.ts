@@ -1,6 +1,7 @@
 // Host f32 K/V storage: per layer one [slots, kvDim] array for keys (after RoPE) and one for values.
 
 import { CachetError } from '../../errors';
+import type { Rope } from './rope';
 
 export class KvStore {
   readonly k: Float32Array[] = [];
@@ -38,6 +39,20 @@ export class KvStore {
       for (let i = 0; i < src.length; i++) {
         this.k[l]!.copyWithin(dst[i]! * d, src[i]! * d, (src[i]! + 1) * d);
         this.v[l]!.copyWithin(dst[i]! * d, src[i]! * d, (src[i]! + 1) * d);
+      }
+    }
+  }
+
+  /**
+   * Re-rotates the keys in `slots` by `delta` positions in every layer. RoPE rotations compose:
+   * rotating a key stored at position p by d gives the key at p + d (llama.cpp's K-shift).
+   */
+  rotateKeys(rope: Rope, heads: number, slots: Int32Array, delta: Int32Array): void {
+    if (slots.length !== delta.length) throw new CachetError(`rotateKeys: ${slots.length} slots but ${delta.length} deltas`, 'Pass one delta per slot.');
+    this.checkSlots(slots, 'rotateKeys');
+    for (let l = 0; l < this.layers; l++) {
+      for (let i = 0; i < slots.length; i++) {
+        if (delta[i] !== 0) rope.apply(this.k[l]!, slots[i]! * this.kvDim, heads, delta[i]!);
       }
     }
   }

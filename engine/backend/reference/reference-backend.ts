@@ -111,17 +111,7 @@ export class ReferenceBackend implements Backend {
 
   async rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
     this.checkAlive();
-    if (slots.length !== delta.length) throw new CachetError(`rotateKeys: ${slots.length} slots but ${delta.length} deltas`, 'Pass one delta per slot.');
-    this.kv.checkSlots(slots, 'rotateKeys');
-    const kvDim = this.kv.kvDim;
-    // RoPE rotations compose: rotating a key stored at position p by delta d gives the key at p + d
-    // (llama.cpp's K-shift does the same with ggml_rope_ext on the cache).
-    for (let l = 0; l < this.config.nLayers; l++) {
-      for (let i = 0; i < slots.length; i++) {
-        if (delta[i] === 0) continue;
-        this.rope.apply(this.kv.k[l]!, slots[i]! * kvDim, this.config.nKvHeads, delta[i]!);
-      }
-    }
+    this.kv.rotateKeys(this.rope, this.config.nKvHeads, slots, delta);
   }
 
   async readSlots(slots: Int32Array): Promise<Float32Array> {

@@ -12,6 +12,7 @@ import { createReferenceBackend } from '../../../engine/backend/reference';
 import type { Backend, SequenceBatch } from '../../../engine/backend/types';
 import { createWebGpuBackend, createGpuDevice, type WebGpuBackend } from '../../../engine/backend/webgpu';
 import { makeTestModel, type TestModelOptions } from '../../helpers/make-test-model';
+import { argmax, batch, compareBackends, HELLO_PROMPT, relDiff } from '../../helpers/backend-compare';
 
 let skip = '';
 try {
@@ -29,52 +30,13 @@ function weightsFor(opts: TestModelOptions): ModelWeights {
   return loadWeights(g);
 }
 
-function maxAbs(a: Float32Array): number {
-  let m = 0;
-  for (const v of a) m = Math.max(m, Math.abs(v));
-  return m;
-}
-function relDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return Number.isNaN(d) ? Infinity : d / Math.max(1e-6, maxAbs(b));
-}
-function argmax(l: Float32Array, row = 0, vocab = l.length): number {
-  let best = 0;
-  for (let i = 1; i < vocab; i++) if (l[row * vocab + i]! > l[row * vocab + best]!) best = i;
-  return best;
-}
+const PROMPT = HELLO_PROMPT;
 
-const batch = (tokens: number[], nPast: number, slots: Int32Array, logits: SequenceBatch['logits']): SequenceBatch => ({
-  tokens: Int32Array.from(tokens),
-  positions: Int32Array.from(tokens, (_, i) => nPast + i),
-  context: slots.subarray(0, nPast + tokens.length),
-  logits,
-});
-
-/** Prefill + greedy decode on both backends; returns the largest logits difference seen. */
-async function compare(ref: Backend, gpu: Backend, prompt: number[], steps: number): Promise<{ diff: number; refTokens: number[]; gpuTokens: number[] }> {
-  const vocab = ref.config.vocabSize;
-  // a non-contiguous slot assignment, as a paged KV manager hands out
-  const slots = Int32Array.from({ length: prompt.length + steps }, (_, i) => (i * 5 + 3) % 64);
-  const [r0] = await ref.forward([batch(prompt, 0, slots, 'all')]);
-  const [g0] = await gpu.forward([batch(prompt, 0, slots, 'all')]);
-  let diff = relDiff(g0!.logits, r0!.logits);
-  const refTokens = [argmax(r0!.logits, prompt.length - 1, vocab)];
-  const gpuTokens = [argmax(g0!.logits, prompt.length - 1, vocab)];
-  for (let s = 0; s < steps; s++) {
-    const nPast = prompt.length + s;
-    const [r] = await ref.forward([batch([refTokens[s]!], nPast, slots, 'last')]);
-    const [g] = await gpu.forward([batch([refTokens[s]!], nPast, slots, 'last')]); // same input token: compare logits step by step
-    diff = Math.max(diff, relDiff(g!.logits, r!.logits));
-    refTokens.push(argmax(r!.logits));
-    gpuTokens.push(argmax(g!.logits));
-  }
-  return { diff, refTokens, gpuTokens };
+/** Prefill + greedy decode on both backends (see test/helpers/backend-compare). */
+async function compare(ref: Backend, gpu: Backend, prompt: number[], steps: number) {
+  const { diff, refTokens, otherTokens } = await compareBackends(ref, gpu, prompt, steps);
+  return { diff, refTokens, gpuTokens: otherTokens };
 }
-
-const PROMPT = [104, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33, 10];
 
 const MODELS: [string, TestModelOptions][] = [
   ['qwen2 Q8_0 (neox, qkv bias, tied, GQA)', { arch: 'qwen2', quant: 'Q8_0', seed: 3 }],
