@@ -1,7 +1,9 @@
 // The onnxruntime-node backend against the reference backend (plain f32 numerics) on generated
-// GGUFs of every architecture and stored format. MatMulNBits at accuracy level 0 computes in f32
+// GGUFs of every architecture and stored format. At accuracy level 0 MatMulNBits computes in f32
 // on the exact dequantized weights, so the only differences are f32 summation order: logits
-// within 1e-4 of the largest |logit|, greedy tokens identical.
+// within 1e-4 of the largest |logit|, greedy tokens identical. The default, level 4, multiplies
+// int8 activation blocks (as llama.cpp does for Q8_0/Q4_0): logits within 5e-2, and greedy
+// choices differ only at near-ties (the two tokens within the measured logits difference).
 
 import { afterAll, describe, expect, test } from 'vitest';
 import { createReferenceBackend } from '../../../engine/backend/reference';
@@ -36,7 +38,7 @@ describe('onnx backend matches the reference backend', () => {
     test(`${name}: prefill logits and greedy decode`, async () => {
       const w = weightsFor(opts);
       const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
-      const onnx = await createOnnxBackend(w, { kvSlots: 64, threads: 1 });
+      const onnx = await createOnnxBackend(w, { kvSlots: 64, threads: 1, accuracyLevel: 0 });
       try {
         const { diff, refTokens, otherTokens } = await compareBackends(ref, onnx, HELLO_PROMPT, 8);
         expect(otherTokens).toEqual(refTokens);
@@ -48,18 +50,31 @@ describe('onnx backend matches the reference backend', () => {
     });
   }
 
-  test('int8 activations (accuracy level 4) stay close and f32-forced weights are exact', async () => {
+  for (const [name, opts] of [MODELS[0]!, MODELS[1]!]) {
+    test(`${name}, default int8 activations (level 4): logits within 5e-2, greedy differs only at near-ties`, async () => {
+      const w = weightsFor(opts);
+      const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
+      const fast = await createOnnxBackend(w, { kvSlots: 64, threads: 1 });
+      try {
+        const { diff, worstTieGap, refTokens, otherTokens } = await compareBackends(ref, fast, HELLO_PROMPT, 8);
+        const same = refTokens.filter((t, i) => t === otherTokens[i]).length;
+        expect(same).toBeGreaterThanOrEqual(refTokens.length - 2);
+        expect(worstTieGap).toBeLessThan(diff * 2); // a flip only where the two tokens were within rounding
+        expect(diff).toBeGreaterThan(1e-5); // really the int8 path, not f32
+        expect(diff).toBeLessThan(5e-2);
+      } finally {
+        await fast.dispose();
+      }
+    });
+  }
+
+  test('f32-forced weights are exact', async () => {
     const w = weightsFor(MODELS[0]![1]);
     const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
-    const fast = await createOnnxBackend(w, { kvSlots: 64, threads: 1, accuracyLevel: 4 });
     const f32 = await createOnnxBackend(w, { kvSlots: 64, threads: 1, forceF32: true });
     try {
       expect((await compareBackends(ref, f32, HELLO_PROMPT, 4)).diff).toBeLessThan(1e-4);
-      const { diff } = await compareBackends(ref, fast, HELLO_PROMPT, 4);
-      expect(diff).toBeGreaterThan(0);
-      expect(diff).toBeLessThan(0.1); // int8 activations: documented as less exact
     } finally {
-      await fast.dispose();
       await f32.dispose();
     }
   });
