@@ -19,6 +19,7 @@
 //   npx esbuild bench/fim-quality.ts --bundle --platform=node --packages=external --loader:.wgsl=text \
 //     --outfile=bench/tmp/fim-quality.js && node bench/tmp/fim-quality.js [--backend onnx] [--limit 200] \
 //     [--heldout 100] [--modes extension,training] [--procs 1] [--threads 1] [--speculative] [--out FILE] [--tag KEY]
+//     [--max-seconds 270: each process stops starting tasks after this; n says how many ran]
 // Held-out tasks can be cut once and carried elsewhere: --dump-heldout F.json --dump-only, then
 // --heldout-tasks F.json(.gz). Results merge into --out under runs[--tag] (default: backend+sets+modes).
 
@@ -50,6 +51,7 @@ const procs = Math.max(1, Number(arg('procs', '1')));
 const threads = Number(arg('threads', '1'));
 const maxTokens = Number(arg('max-tokens', '40'));
 const speculative = flag('speculative');
+const maxSeconds = Number(arg('max-seconds', '270'));
 const outPath = resolve(root, arg('out', `bench/results/fim-quality-cpu.json`));
 const shard = arg('shard', '');
 const partPath = arg('part', '');
@@ -97,7 +99,10 @@ async function runJobs(jobs: Job[]): Promise<Row[]> {
   const engine = await Engine.load({ modelPath, backend, threads });
   const rows: Row[] = [];
   try {
+    const started = performance.now();
     for (const { set, task } of jobs) {
+      // Time budget: stop starting tasks (rows so far are kept and reported as n).
+      if ((performance.now() - started) / 1000 > maxSeconds) break;
       for (const mode of modes) {
         const t0 = performance.now();
         // Single-line holes: the answer is the first line, so generation may stop at the newline
@@ -135,7 +140,9 @@ function summarize(rows: Row[], tasks: LineTask[], set: SetName, mode: Mode) {
   const rs = rows.filter((r) => r.set === set && r.mode === mode);
   const n = rs.length;
   if (n === 0) return undefined;
-  const base = tasks.map((t) => scoreLine(previousLine(t.prefix), t.want));
+  // The baseline over the same tasks as the rows (a time budget may have cut the list short).
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const base = rs.map((r) => byId.get(r.id)!).map((t) => scoreLine(previousLine(t.prefix), t.want));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const ms = rs.map((r) => r.ms).sort((a, b) => a - b);
   return {
@@ -261,7 +268,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: load0.map((x) => round(x, 2)), loadavgEnd: load1.map((x) => round(x, 2)) },
     model: { path: 'models/cachet-tiny.Q8_0.gguf', backend, threadsPerProcess: threads, processes: procs },
-    settings: { humanevalTasks: humaneval?.length ?? 0, humanevalPick: limitArg === 'all' ? 'all' : arg('pick', 'spread') === 'first' ? 'first N' : 'evenly spaced', heldoutTasks: heldout.length, heldoutFiles, heldoutPackages: packages, maxTokens, modes, stop: 'first newline' },
+    settings: { maxSeconds, humanevalTasks: humaneval?.length ?? 0, humanevalPick: limitArg === 'all' ? 'all' : arg('pick', 'spread') === 'first' ? 'first N' : 'evenly spaced', heldoutTasks: heldout.length, heldoutFiles, heldoutPackages: packages, maxTokens, modes, stop: 'first newline' },
     wallSeconds: round(wallS, 1),
     notes,
     ...results,
@@ -271,7 +278,7 @@ async function main(): Promise<void> {
       heldoutPythonNetworkxSeabornXarray: { n: training.fim_heldout.n, exactMatch: round(training.fim_heldout.exact_match, 4), editSimilarity: round(training.fim_heldout.edit_similarity, 4) },
       engineMinusPytorch: heEngine ? {
         exactMatch: round(heEngine.exactMatch - pt.exact_match, 4), editSimilarity: round(heEngine.editSimilarity - pt.edit_similarity, 4),
-        comparable: (humaneval?.length ?? 0) === pt.n ? 'same 1033 tasks' : `subset of ${humaneval?.length} tasks vs all ${pt.n}`,
+        comparable: heEngine.n === pt.n ? `same ${pt.n} tasks` : `subset of ${heEngine.n} tasks vs all ${pt.n}`,
       } : undefined,
     },
     speculative: spec,
