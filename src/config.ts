@@ -6,6 +6,8 @@ import type { BackendChoice } from '../engine/protocol';
 
 export interface CachetSettings {
   modelPath: string;
+  /** Extra files or folders searched for GGUF models by "Cachet: Select Model". */
+  modelSearchPaths: string[];
   backend: BackendChoice;
   contextLength: number;
   threads: number;
@@ -32,6 +34,7 @@ export function readSettings(): CachetSettings {
   const backend = c.get<string>('backend', 'auto');
   return {
     modelPath: (c.get<string>('modelPath', '') ?? '').trim(),
+    modelSearchPaths: (c.get<unknown>('modelSearchPaths', []) as unknown[] | undefined ?? []).filter((p): p is string => typeof p === 'string' && p.trim() !== '').map((p) => p.trim()),
     backend: (['auto', 'webgpu', 'onnx', 'reference'].includes(backend) ? backend : 'auto') as BackendChoice,
     contextLength: num('contextLength', 8192, 256, 131072),
     threads: num('threads', 0, 0, 256),

@@ -3,7 +3,10 @@
 // CompletionBackend the completion session uses. Never blocks the extension host: everything is
 // asynchronous and the engine runs in its own worker thread (engine/runtime/client).
 
-import type { EngineEvent, FimInput, MetricsSnapshot, ModelInfo, WarningEvent, ErrorEvent, LoadModelRequest } from '../engine/protocol';
+import type {
+  DiscoveredModelInfo, DiscoverModelsRequest, EngineEvent, FimInput, FitInfo, MetricsSnapshot, ModelInfo, ModelProblemInfo, WarningEvent, ErrorEvent,
+  LoadModelRequest,
+} from '../engine/protocol';
 import { EngineClient } from '../engine/runtime/client';
 import type { CompletionBackend } from './completion/session';
 
@@ -135,6 +138,33 @@ export class EngineLink implements CompletionBackend {
     if (this._state.kind !== 'ready' || !this.client) return;
     try {
       await this.client.clearCache();
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+
+  /**
+   * Local models as engine/discovery sees them (protocol discoverModels). Uses the running worker,
+   * or a short-lived one when none runs, so listing models never loads one.
+   */
+  discoverModels(request: Omit<DiscoverModelsRequest, 'type' | 'id'>): Promise<DiscoveredModelInfo[]> {
+    return this.withClient((c) => c.discoverModels(request));
+  }
+
+  /** Memory check of one model file at a context length (protocol checkFit). */
+  checkFit(path: string, contextLength?: number): Promise<{ fit?: FitInfo; problem?: ModelProblemInfo }> {
+    return this.withClient((c) => c.checkFit({ path, ...(contextLength ? { contextLength } : {}) }));
+  }
+
+  private async withClient<T>(fn: (c: EngineClient) => Promise<T>): Promise<T> {
+    try {
+      if (this.client?.alive) return await fn(this.client);
+      const c = await EngineClient.start({ workerPath: this.workerPath });
+      try {
+        return await fn(c);
+      } finally {
+        await c.shutdown(3000).catch(() => undefined);
+      }
     } catch (err) {
       throw toFailure(err);
     }

@@ -12,7 +12,7 @@ import { RemoteBackend } from './remote-backend';
 import { CachetStatusBar } from './status-bar';
 import { Dashboard, type SessionCounters } from './dashboard';
 import { LocalServer } from './local-server';
-import { discoverModels, embeddedModel } from './models';
+import { embeddedModel, selectModel, type SettingsTarget, settingsTarget } from './models';
 import type { OpenFile } from './completion/open-files';
 
 export const COMMANDS = {
@@ -183,24 +183,41 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
     const ws = vscode.workspace.workspaceFolders?.length
       ? (await vscode.workspace.findFiles('**/*.gguf', '**/node_modules/**', 20)).map((u) => u.fsPath)
       : [];
-    const found = discoverModels({ extensionPath: context.extensionPath, configured: settings.modelPath || undefined, workspaceFiles: ws });
-    const browse = { label: '$(folder-opened) Browse for a .gguf file…', path: '' };
-    const items = [
-      ...found.map((m) => ({ label: m.name, description: `${(m.bytes / 1048576).toFixed(1)} MiB · ${m.source}`, detail: m.path, path: m.path })),
-      browse,
-    ];
-    const pick = await vscode.window.showQuickPick(items, { title: 'Cachet: Select Model', placeHolder: 'A GGUF model for completions' });
-    if (!pick) return;
-    let path = pick.path;
-    if (!path) {
-      const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'GGUF models': ['gguf'] }, title: 'Select a GGUF model' });
-      if (!uris?.length) return;
-      path = uris[0].fsPath;
+    const bundledPath = embeddedModel(context.extensionPath);
+    const paths = [...new Set([...(bundledPath ? [bundledPath] : []), ...(settings.modelPath ? [settings.modelPath] : []), ...settings.modelSearchPaths, ...ws])];
+    const config = () => vscode.workspace.getConfiguration('cachet');
+    const toTarget = (t: SettingsTarget) => (t === 'workspace' ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+    try {
+      const result = await selectModel(
+        {
+          discover: () =>
+            Promise.resolve(
+              vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Cachet: looking for models' }, () =>
+                engine.discoverModels({ paths, contextLength: settings.contextLength }),
+              ),
+            ),
+          checkFit: (p) => engine.checkFit(p, settings.contextLength),
+          pick: (items) =>
+            Promise.resolve(vscode.window.showQuickPick(items, { title: 'Cachet: Select Model', placeHolder: 'A GGUF model for completions', matchOnDescription: true, matchOnDetail: true })),
+          browse: async () => {
+            const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'GGUF models': ['gguf'] }, title: 'Select a GGUF model' });
+            return uris?.[0]?.fsPath;
+          },
+          warn: (message, actions) => Promise.resolve(vscode.window.showWarningMessage(`Cachet: ${message}`, { modal: true }, ...actions)),
+          error: (message) => {
+            log(message);
+            void vscode.window.showErrorMessage(message);
+          },
+          update: (key, value, target) => Promise.resolve(config().update(key, value, toTarget(target))),
+          target: (key) => settingsTarget(config().inspect(key)),
+        },
+        { bundledPath, currentPath: modelPath(settings), workspaceFiles: ws },
+      );
+      if (result.kind === 'selected') log(`model selected: ${result.path}${result.contextLength ? ` (context ${result.contextLength})` : ''}`);
+      // The configuration listener restarts the engine with the new model.
+    } catch (err) {
+      showError(err, true);
     }
-    // The embedded model is the default: store '' so the setting survives extension updates.
-    const value = path === embeddedModel(context.extensionPath) ? '' : path;
-    await vscode.workspace.getConfiguration('cachet').update('modelPath', value, vscode.ConfigurationTarget.Global);
-    // The configuration listener restarts the engine with the new model.
   });
   reg(COMMANDS.dashboard, () => dashboard.show());
   reg(COMMANDS.clearCaches, async () => {

@@ -1,16 +1,11 @@
-// Finding GGUF models to offer in "Cachet: Select Model": the extension's embedded models, the
-// configured path, common local model folders and the workspace. Plain fs; no vscode import.
+// "Cachet: Select Model": the quick pick's rows and the choose -> fit check -> persist flow.
+// Finding and inspecting models is the engine's job (engine/discovery, through the protocol's
+// discoverModels/checkFit); this file only turns its answers into UI. No vscode import: the
+// extension passes a small UI surface, so tests drive the whole flow.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
-
-export interface FoundModel {
-  path: string;
-  name: string;
-  bytes: number;
-  source: 'embedded' | 'settings' | 'local' | 'workspace';
-}
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DiscoveredModelInfo, FitInfo, ModelProblemInfo } from '../engine/protocol';
 
 /** The model shipped inside the extension (models/cachet-tiny*.gguf), if present. */
 export function embeddedModel(extensionPath: string): string | undefined {
@@ -20,64 +15,156 @@ export function embeddedModel(extensionPath: string): string | undefined {
   return files.length ? join(dir, files[0]) : undefined;
 }
 
-/** Folders where other local tools keep GGUF files. */
-export function localModelDirs(home = homedir()): string[] {
-  return [
-    join(home, '.cache', 'cachet', 'models'),
-    join(home, '.cache', 'llama.cpp'),
-    join(home, '.lmstudio', 'models'),
-    join(home, '.ollama', 'models'),
-  ];
+export const SOURCE_LABELS: Record<DiscoveredModelInfo['source'], string> = {
+  ollama: 'Ollama',
+  lmstudio: 'LM Studio',
+  huggingface: 'Hugging Face',
+  configured: 'path',
+};
+
+export interface ModelPickItem {
+  label: string;
+  description?: string;
+  detail?: string;
+  /** Empty for the "browse" row. */
+  path: string;
+  model?: DiscoveredModelInfo;
+  bundled?: boolean;
 }
 
-/** *.gguf files under `dir`, at most `depth` folders down and `limit` files. */
-export function findGgufFiles(dir: string, depth = 3, limit = 50): string[] {
-  const out: string[] = [];
-  const walk = (d: string, level: number) => {
-    if (out.length >= limit) return;
-    let entries: string[];
-    try {
-      entries = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const e of entries.sort()) {
-      if (out.length >= limit) return;
-      const p = join(d, e);
-      let st;
-      try {
-        st = statSync(p);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) {
-        if (level < depth && e !== 'node_modules' && !e.startsWith('.')) walk(p, level + 1);
-      } else if (e.toLowerCase().endsWith('.gguf')) out.push(p);
-    }
-  };
-  walk(dir, 0);
-  return out;
+export function formatSize(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
+  return `${Math.ceil(bytes / 1024)} KiB`;
 }
 
-export function discoverModels(opts: { extensionPath: string; configured?: string; workspaceFiles?: string[]; home?: string }): FoundModel[] {
-  const seen = new Set<string>();
-  const out: FoundModel[] = [];
-  const add = (path: string, source: FoundModel['source']) => {
-    if (seen.has(path)) return;
-    let bytes = 0;
-    try {
-      const st = statSync(path);
-      if (!st.isFile()) return;
-      bytes = st.size;
-    } catch {
-      return;
+/** 'llama 35M Q8_0 · context 1024 · FIM · LM Studio'. */
+export function describeModel(m: DiscoveredModelInfo, source: string): string {
+  const what = [m.family && m.family !== m.arch ? `${m.family} (${m.arch})` : m.arch, m.sizeLabel, m.quantization].filter(Boolean).join(' ');
+  const parts = [what || formatSize(m.bytes)];
+  if (m.contextLength) parts.push(`context ${m.contextLength}`);
+  if (m.fim !== undefined) parts.push(m.fim ? 'FIM' : 'no FIM');
+  parts.push(source);
+  return parts.join(' · ');
+}
+
+function fitNote(fit: FitInfo | undefined): string {
+  if (!fit) return '';
+  if (fit.verdict === 'too-big') return `$(warning) does not fit at ${fit.contextLength} tokens (${formatSize(fit.totalBytes)} > ${formatSize(fit.budgetBytes)}) · `;
+  return `${fit.verdict} (${formatSize(fit.totalBytes)} of ${formatSize(fit.budgetBytes)} at ${fit.contextLength} tokens) · `;
+}
+
+/**
+ * Quick pick rows: the bundled Cachet-Tiny first (a small demo model), then every discovered
+ * model; unloadable ones carry $(warning) and the reason; a "browse" row last.
+ */
+export function modelPickItems(models: DiscoveredModelInfo[], o: { bundledPath?: string; currentPath?: string; workspaceFiles?: string[] }): ModelPickItem[] {
+  const ws = new Set(o.workspaceFiles ?? []);
+  const items: ModelPickItem[] = [];
+  const current = (p: string) => (p === o.currentPath ? '$(check) ' : '');
+  const bundled = o.bundledPath ? models.find((m) => m.path === o.bundledPath) : undefined;
+  if (o.bundledPath) {
+    const m = bundled;
+    items.push({
+      label: `${current(o.bundledPath)}Cachet-Tiny (bundled)`,
+      description: `small demo model${m ? ` · ${describeModel(m, 'bundled')}` : ''}`,
+      detail: `${fitNote(m?.fit)}Ships with Cachet so completions work out of the box; pick a real code model for useful suggestions.`,
+      path: o.bundledPath,
+      model: m,
+      bundled: true,
+    });
+  }
+  for (const m of models) {
+    if (m.path === o.bundledPath) continue;
+    const source = ws.has(m.path) ? 'workspace' : SOURCE_LABELS[m.source];
+    if (!m.loadable) {
+      const p = m.problem;
+      items.push({
+        label: `$(warning) ${m.displayName}`,
+        description: `cannot load · ${describeModel(m, source)}`,
+        detail: p ? `${p.message} — ${p.hint}` : m.path,
+        path: m.path,
+        model: m,
+      });
+      continue;
     }
-    seen.add(path);
-    out.push({ path, name: basename(path), bytes, source });
-  };
-  if (opts.configured) add(opts.configured, 'settings');
-  for (const f of findGgufFiles(join(opts.extensionPath, 'models'), 0)) add(f, 'embedded');
-  for (const d of localModelDirs(opts.home)) for (const f of findGgufFiles(d)) add(f, 'local');
-  for (const f of opts.workspaceFiles ?? []) add(f, 'workspace');
-  return out;
+    items.push({
+      label: `${current(m.path)}${m.displayName}`,
+      description: describeModel(m, source),
+      detail: `${fitNote(m.fit)}${m.notes?.length ? `${m.notes.join('; ')} · ` : ''}${m.path}`,
+      path: m.path,
+      model: m,
+    });
+  }
+  items.push({ label: '$(folder-opened) Browse for a .gguf file…', path: '' });
+  return items;
+}
+
+/** What the user is told before loading a model that does not fit, and the choices offered. */
+export function fitWarning(name: string, fit: FitInfo): { message: string; actions: string[]; contextAction?: { label: string; contextLength: number } } {
+  const message =
+    `${name} needs about ${formatSize(fit.totalBytes)} at ${fit.contextLength} tokens but about ${formatSize(fit.budgetBytes)} is free. ` +
+    (fit.suggestions.join(' ') || 'Choose a smaller model or quantization.');
+  const contextAction = fit.maxContext >= 256 && fit.maxContext < fit.contextLength ? { label: `Use context ${fit.maxContext}`, contextLength: fit.maxContext } : undefined;
+  return { message, actions: [...(contextAction ? [contextAction.label] : []), 'Load anyway'], contextAction };
+}
+
+/** Where the choice is written: the workspace when the workspace already sets it, else global. */
+export type SettingsTarget = 'global' | 'workspace';
+export function settingsTarget(inspect: { workspaceValue?: unknown; workspaceFolderValue?: unknown } | undefined): SettingsTarget {
+  return inspect && (inspect.workspaceValue !== undefined || inspect.workspaceFolderValue !== undefined) ? 'workspace' : 'global';
+}
+
+/** The parts of VS Code (and the engine) the flow needs. */
+export interface SelectModelUi {
+  discover(): Promise<DiscoveredModelInfo[]>;
+  checkFit(path: string): Promise<{ fit?: FitInfo; problem?: ModelProblemInfo }>;
+  pick(items: ModelPickItem[]): Promise<ModelPickItem | undefined>;
+  browse(): Promise<string | undefined>;
+  /** Modal warning; resolves with the chosen action or undefined (cancel). */
+  warn(message: string, actions: string[]): Promise<string | undefined>;
+  error(message: string): void;
+  /** Writes cachet.<key> where `target` says. */
+  update(key: 'modelPath' | 'contextLength', value: string | number, target: SettingsTarget): Promise<void>;
+  target(key: 'modelPath' | 'contextLength'): SettingsTarget;
+}
+
+export type SelectModelResult =
+  | { kind: 'cancelled' }
+  | { kind: 'unloadable'; path: string; problem?: ModelProblemInfo }
+  | { kind: 'selected'; path: string; contextLength?: number };
+
+/** The whole "Cachet: Select Model" command: list, choose, check the fit, persist. */
+export async function selectModel(ui: SelectModelUi, o: { bundledPath?: string; currentPath?: string; workspaceFiles?: string[] }): Promise<SelectModelResult> {
+  const models = await ui.discover();
+  const chosen = await ui.pick(modelPickItems(models, o));
+  if (!chosen) return { kind: 'cancelled' };
+  let path = chosen.path;
+  let name = chosen.model?.displayName ?? chosen.label;
+  let fit = chosen.model?.fit;
+  let problem = chosen.model && !chosen.model.loadable ? chosen.model.problem ?? { kind: 'unreadable', message: `${path} cannot be loaded`, hint: 'Choose another model.' } : undefined;
+  if (!path) {
+    const browsed = await ui.browse();
+    if (!browsed) return { kind: 'cancelled' };
+    path = browsed;
+    name = browsed.split(/[\\/]/).pop() ?? browsed;
+    const r = await ui.checkFit(path);
+    fit = r.fit;
+    problem = r.problem;
+  }
+  if (problem) {
+    ui.error(`Cachet: ${name} cannot be loaded: ${problem.message} — ${problem.hint}`);
+    return { kind: 'unloadable', path, problem };
+  }
+  let contextLength: number | undefined;
+  if (fit?.verdict === 'too-big') {
+    const w = fitWarning(name, fit);
+    const action = await ui.warn(w.message, w.actions);
+    if (!action) return { kind: 'cancelled' };
+    if (w.contextAction && action === w.contextAction.label) contextLength = w.contextAction.contextLength;
+  }
+  // The bundled model is the default: store '' so the setting survives extension updates.
+  await ui.update('modelPath', path === o.bundledPath ? '' : path, ui.target('modelPath'));
+  if (contextLength !== undefined) await ui.update('contextLength', contextLength, ui.target('contextLength'));
+  return { kind: 'selected', path, ...(contextLength !== undefined ? { contextLength } : {}) };
 }

@@ -168,8 +168,35 @@ export interface ShutdownRequest {
   id: string;
 }
 
+/**
+ * Lists local GGUF models (Ollama, LM Studio, Hugging Face cache, `paths`) with what each is,
+ * why one cannot load, and whether it fits in memory at `contextLength`. Needs no model loaded.
+ * Answered by a `models` event.
+ */
+export interface DiscoverModelsRequest {
+  type: 'discoverModels';
+  id: string;
+  /** Extra files or folders to search (settings, the bundled model, workspace files). */
+  paths?: string[];
+  /** Context length the fit check assumes (default: the model's, at most 8192). */
+  contextLength?: number;
+  /** Memory the model may use (default: the engine host's free memory). */
+  freeBytes?: number;
+}
+
+/** Will the model at `path` fit at `contextLength`? Answered by a `fit` event. */
+export interface CheckFitRequest {
+  type: 'checkFit';
+  id: string;
+  path: string;
+  contextLength?: number;
+  freeBytes?: number;
+}
+
 export type EngineRequest =
   | LoadModelRequest
+  | DiscoverModelsRequest
+  | CheckFitRequest
   | CompleteRequest
   | ChatRequest
   | TokenizeRequest
@@ -335,8 +362,82 @@ export interface ErrorEvent {
   fatal?: boolean;
 }
 
+/** Where a discovered model was found. */
+export type ModelSourceName = 'ollama' | 'lmstudio' | 'huggingface' | 'configured';
+
+/** Why a found file cannot be loaded (engine/discovery's ProblemKind). */
+export interface ModelProblemInfo {
+  kind: string;
+  message: string;
+  hint: string;
+}
+
+/** Memory check of one model at one context length. */
+export interface FitInfo {
+  /** 'fits' with room, 'tight' within 25% of the budget, 'too-big' over it. */
+  verdict: 'fits' | 'tight' | 'too-big';
+  /** Context length checked. */
+  contextLength: number;
+  /** Weights + KV + scratch at that context. */
+  totalBytes: number;
+  weightsBytes: number;
+  kvBytes: number;
+  /** Memory considered available. */
+  budgetBytes: number;
+  /** Largest context (multiple of 256) that fits; 0 if none does. */
+  maxContext: number;
+  /** What to change when it does not fit (smaller context, quantization, model). */
+  suggestions: string[];
+}
+
+/** One local GGUF file and what it is. Header facts are absent when the header is unreadable. */
+export interface DiscoveredModelInfo {
+  path: string;
+  /** How the owning tool names it ('qwen2.5-coder:1.5b', 'org/repo/file.gguf', file name). */
+  displayName: string;
+  source: ModelSourceName;
+  /** File size. */
+  bytes: number;
+  loadable: boolean;
+  /** Present when loadable is false. */
+  problem?: ModelProblemInfo;
+  arch?: string;
+  family?: string;
+  /** '1.5B', '35M'. */
+  sizeLabel?: string;
+  parameters?: number;
+  /** 'Q4_K_M', 'Q8_0', 'F16', ... */
+  quantization?: string;
+  /** Context length the file declares. */
+  contextLength?: number;
+  /** The tokenizer has fill-in-the-middle tokens. */
+  fim?: boolean;
+  /** Remarks from the source (e.g. an Ollama adapter layer Cachet ignores). */
+  notes?: string[];
+  /** Memory check at the requested context (loadable models whose header gives the shape). */
+  fit?: FitInfo;
+}
+
+/** Answer to discoverModels: loadable models first, then by name. */
+export interface ModelsEvent {
+  type: 'models';
+  id: string;
+  models: DiscoveredModelInfo[];
+}
+
+/** Answer to checkFit: `fit` when the model's shape is known, else `problem`. */
+export interface FitEvent {
+  type: 'fit';
+  id: string;
+  path: string;
+  fit?: FitInfo;
+  problem?: ModelProblemInfo;
+}
+
 export type EngineEvent =
   | HelloEvent
+  | ModelsEvent
+  | FitEvent
   | ReadyEvent
   | ProgressEvent
   | TokenEvent
@@ -352,10 +453,10 @@ export type EngineEventType = EngineEvent['type'];
 // Helpers (pure; no engine imports)
 
 const REQUEST_TYPES: ReadonlySet<string> = new Set<EngineRequestType>([
-  'loadModel', 'complete', 'chat', 'tokenize', 'cancel', 'metrics', 'clearCache', 'shutdown',
+  'loadModel', 'complete', 'chat', 'tokenize', 'cancel', 'metrics', 'clearCache', 'shutdown', 'discoverModels', 'checkFit',
 ]);
 const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
-  'hello', 'ready', 'progress', 'token', 'tokens', 'metrics', 'ack', 'warning', 'error',
+  'hello', 'ready', 'progress', 'token', 'tokens', 'metrics', 'ack', 'warning', 'error', 'models', 'fit',
 ]);
 
 /** Shape check of an incoming request; returns a reason string when it is malformed. */
@@ -380,6 +481,12 @@ export function validateRequest(msg: unknown): string | undefined {
       return undefined;
     case 'tokenize':
       if (typeof m.text !== 'string') return 'tokenize: text must be a string';
+      return undefined;
+    case 'discoverModels':
+      if (m.paths !== undefined && (!Array.isArray(m.paths) || m.paths.some((p) => typeof p !== 'string'))) return 'discoverModels: paths must be an array of strings';
+      return undefined;
+    case 'checkFit':
+      if (typeof m.path !== 'string') return 'checkFit: path must be a string';
       return undefined;
     default:
       return undefined;
@@ -413,7 +520,7 @@ export function errorEvent(err: unknown, id?: string, fatal?: boolean): ErrorEve
 export function isTerminalEvent(ev: EngineEvent): boolean {
   switch (ev.type) {
     case 'token': return ev.done;
-    case 'ready': case 'tokens': case 'ack': case 'error': return true;
+    case 'ready': case 'tokens': case 'ack': case 'error': case 'models': case 'fit': return true;
     case 'metrics': return ev.id !== undefined;
     default: return false;
   }

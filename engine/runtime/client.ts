@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { CachetError } from '../errors';
 import {
   isEngineEvent, isTerminalEvent, PROTOCOL_VERSION,
-  type ChatRequest, type CompleteRequest, type EngineEvent, type EngineRequest, type ErrorEvent, type FinishReason,
+  type ChatRequest, type CheckFitRequest, type CompleteRequest, type DiscoveredModelInfo, type DiscoverModelsRequest, type FitEvent, type EngineEvent, type EngineRequest, type ErrorEvent, type FinishReason,
   type LoadModelRequest, type MetricsSnapshot, type ModelInfo, type ProgressEvent, type Timings, type TokenEvent,
   type WarningEvent,
 } from '../protocol';
@@ -179,6 +179,21 @@ export class EngineClient {
     const ev = await this.request({ type: 'metrics', id: this.newId('met'), ...(options.gc ? { gc: true } : {}) });
     if (ev.type !== 'metrics') throw new Error(`unexpected answer to metrics: ${ev.type}`);
     return ev.snapshot;
+  }
+
+  /** Local GGUF models with what each is and whether it fits (no model needs to be loaded). */
+  async discoverModels(options: Omit<DiscoverModelsRequest, 'type' | 'id'> = {}): Promise<DiscoveredModelInfo[]> {
+    const ev = await this.request({ ...options, type: 'discoverModels', id: this.newId('dis') });
+    if (ev.type !== 'models') throw new Error(`unexpected answer to discoverModels: ${ev.type}`);
+    return ev.models;
+  }
+
+  /** Memory check of the model at `path` at a context length. */
+  async checkFit(options: Omit<CheckFitRequest, 'type' | 'id'>): Promise<Omit<FitEvent, 'type' | 'id'>> {
+    const ev = await this.request({ ...options, type: 'checkFit', id: this.newId('fit') });
+    if (ev.type !== 'fit') throw new Error(`unexpected answer to checkFit: ${ev.type}`);
+    const { type: _t, id: _i, ...rest } = ev;
+    return rest;
   }
 
   async clearCache(): Promise<void> {

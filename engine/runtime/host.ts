@@ -1,10 +1,14 @@
 // Serves the protocol on top of an Engine, independent of the transport (worker_threads in
 // worker.ts; a test can call it directly). One engine at a time; loadModel replaces it.
 
+import { basename } from 'node:path';
 import { CachetError } from '../errors';
+import { checkFit, discoverModels, inspectCandidate, type DiscoveredModelWithFit, type FitReport } from '../discovery';
 import {
-  errorEvent, PROTOCOL_VERSION, validateRequest, type EngineEvent, type EngineRequest, type MetricsSnapshot,
+  errorEvent, PROTOCOL_VERSION, validateRequest, type DiscoveredModelInfo, type EngineEvent, type EngineRequest, type FitInfo,
+  type MetricsSnapshot,
 } from '../protocol';
+import { freemem } from 'node:os';
 import { Engine, type EngineLoadOptions } from './engine';
 import type { StreamChunk } from './scheduler';
 
@@ -95,6 +99,18 @@ export class EngineHost {
         this.engine?.clearCache();
         this.send({ type: 'ack', id: req.id, request: 'clearCache' });
         return;
+      case 'discoverModels': {
+        const found = discoverModels({ paths: req.paths, context: req.contextLength, freeBytes: req.freeBytes });
+        this.send({ type: 'models', id: req.id, models: found.map(discoveredModelInfo) });
+        return;
+      }
+      case 'checkFit': {
+        const m = inspectCandidate({ path: req.path, source: 'configured', displayName: basename(req.path) });
+        const fit = m.loadable && m.info ? checkFit(m.info, req.freeBytes ?? freemem(), { context: req.contextLength }) : undefined;
+        const problem = m.problem ?? (fit ? undefined : { kind: 'unsupported', message: `${req.path}: the header lacks the model shape`, hint: 'Choose a full model GGUF.' });
+        this.send({ type: 'fit', id: req.id, path: req.path, ...(fit ? { fit: fitInfo(fit) } : {}), ...(problem ? { problem } : {}) });
+        return;
+      }
       case 'shutdown': {
         const engine = this.engine;
         this.engine = undefined;
@@ -126,4 +142,30 @@ export class EngineHost {
       notes: ['no model loaded'],
     };
   }
+}
+
+/** engine/discovery's report as plain protocol data. */
+export function fitInfo(f: FitReport): FitInfo {
+  return {
+    verdict: f.verdict, contextLength: f.estimate.context, totalBytes: f.estimate.total, weightsBytes: f.estimate.weights,
+    kvBytes: f.estimate.kv, budgetBytes: f.budget, maxContext: f.maxContext, suggestions: f.suggestions,
+  };
+}
+
+export function discoveredModelInfo(m: DiscoveredModelWithFit): DiscoveredModelInfo {
+  const out: DiscoveredModelInfo = { path: m.path, displayName: m.displayName, source: m.source, bytes: m.bytes, loadable: m.loadable };
+  if (m.problem) out.problem = { kind: m.problem.kind, message: m.problem.message, hint: m.problem.hint };
+  const i = m.info;
+  if (i) {
+    out.arch = i.arch;
+    out.family = i.family;
+    out.sizeLabel = i.sizeLabel;
+    out.parameters = i.parameters;
+    out.quantization = i.quantization;
+    if (i.contextLength !== undefined) out.contextLength = i.contextLength;
+    out.fim = i.fim;
+  }
+  if (m.notes?.length) out.notes = [...m.notes];
+  if (m.fit) out.fit = fitInfo(m.fit);
+  return out;
 }
