@@ -279,6 +279,8 @@ async function main(): Promise<void> {
       cachedTokens: sum((r) => r.timings!.cachedTokens),
       prefilledTokens: sum((r) => r.timings!.prefillTokens),
       prefixReusePct: round((100 * sum((r) => r.timings!.cachedTokens)) / Math.max(1, sum((r) => r.timings!.promptTokens))),
+      // Requests cancelled during prefill never place all their prompt: reuse among tokens placed.
+      prefixReusePctOfPlaced: round((100 * sum((r) => r.timings!.cachedTokens)) / Math.max(1, sum((r) => r.timings!.cachedTokens + r.timings!.prefillTokens))),
       requestsWithPrefixHitPct: round((100 * withTimings.filter((r) => r.timings!.cachedTokens > 0).length) / Math.max(1, withTimings.length)),
       engineKvHitRate: metrics ? round(metrics.kv.hitRate, 3) : undefined,
     },
