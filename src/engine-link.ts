@@ -180,7 +180,11 @@ export class EngineLink implements CompletionBackend {
     const c = this.client;
     this.client = undefined;
     this.readyPromise = undefined;
-    if (c) await c.shutdown(3000).catch(() => undefined);
+    if (c) {
+      await c.shutdown(3000).catch(() => undefined);
+      // The e2e test reads this line to confirm deactivation leaves no worker thread behind.
+      this.log(c.alive ? 'engine worker did not stop' : 'engine worker stopped');
+    }
     this.setState({ kind: 'stopped' });
   }
 

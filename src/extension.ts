@@ -291,7 +291,9 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
     server.stop();
     dashboard.dispose();
     status.dispose();
+    log('deactivating: stopping the engine');
     await engine.dispose();
+    log('deactivated');
     out.dispose();
   };
   const activationMs = performance.now() - t0;

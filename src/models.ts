@@ -38,21 +38,35 @@ export function formatSize(bytes: number): string {
   return `${Math.ceil(bytes / 1024)} KiB`;
 }
 
-/** 'llama 35M Q8_0 · context 1024 · FIM · LM Studio'. */
-export function describeModel(m: DiscoveredModelInfo, source: string): string {
-  const what = [m.family && m.family !== m.arch ? `${m.family} (${m.arch})` : m.arch, m.sizeLabel, m.quantization].filter(Boolean).join(' ');
-  const parts = [what || formatSize(m.bytes)];
+/** '1.5B Q4_K_M · qwen2 · context 32768 · FIM · Ollama' (size and quantization first: they decide fit). */
+export function describeModel(m: DiscoveredModelInfo, source: string | undefined): string {
+  const size = [m.sizeLabel, m.quantization].filter(Boolean).join(' ');
+  const parts = [size || formatSize(m.bytes)];
+  if (m.arch) parts.push(m.arch);
   if (m.contextLength) parts.push(`context ${m.contextLength}`);
   if (m.fim !== undefined) parts.push(m.fim ? 'FIM' : 'no FIM');
-  parts.push(source);
+  if (source) parts.push(source);
   return parts.join(' · ');
+}
+
+/** The model family when it says more than the architecture ('Qwen2.5 Coder'), else ''. */
+function family(m: DiscoveredModelInfo | undefined): string {
+  return m?.family && m.family.toLowerCase() !== m.arch?.toLowerCase() ? m.family : '';
 }
 
 function fitNote(fit: FitInfo | undefined): string {
   if (!fit) return '';
-  if (fit.verdict === 'too-big') return `$(warning) does not fit at ${fit.contextLength} tokens (${formatSize(fit.totalBytes)} > ${formatSize(fit.budgetBytes)}) · `;
-  return `${fit.verdict} (${formatSize(fit.totalBytes)} of ${formatSize(fit.budgetBytes)} at ${fit.contextLength} tokens) · `;
+  if (fit.verdict === 'too-big') return `$(warning) does not fit at ${fit.contextLength} tokens (${formatSize(fit.totalBytes)} > ${formatSize(fit.budgetBytes)})`;
+  return `${fit.verdict} (${formatSize(fit.totalBytes)} of ${formatSize(fit.budgetBytes)} at ${fit.contextLength} tokens)`;
 }
+
+/** A problem message without the file path it usually starts with (the row shows the name). */
+function problemText(m: DiscoveredModelInfo, p: ModelProblemInfo): string {
+  const message = p.message.startsWith(`${m.path}: `) ? p.message.slice(m.path.length + 2) : p.message;
+  return `${message} — ${p.hint}`;
+}
+
+const joinDetail = (...parts: (string | undefined)[]) => parts.filter(Boolean).join(' · ');
 
 /**
  * Quick pick rows: the bundled Cachet-Tiny first (a small demo model), then every discovered
@@ -62,13 +76,12 @@ export function modelPickItems(models: DiscoveredModelInfo[], o: { bundledPath?:
   const ws = new Set(o.workspaceFiles ?? []);
   const items: ModelPickItem[] = [];
   const current = (p: string) => (p === o.currentPath ? '$(check) ' : '');
-  const bundled = o.bundledPath ? models.find((m) => m.path === o.bundledPath) : undefined;
   if (o.bundledPath) {
-    const m = bundled;
+    const m = models.find((x) => x.path === o.bundledPath);
     items.push({
       label: `${current(o.bundledPath)}Cachet-Tiny (bundled)`,
-      description: `small demo model${m ? ` · ${describeModel(m, 'bundled')}` : ''}`,
-      detail: `${fitNote(m?.fit)}Ships with Cachet so completions work out of the box; pick a real code model for useful suggestions.`,
+      description: `small demo model${m ? ` · ${describeModel(m, undefined)}` : ''}`,
+      detail: joinDetail(m && !m.loadable && m.problem ? problemText(m, m.problem) : fitNote(m?.fit), 'ships with Cachet; pick a real code model for useful completions'),
       path: o.bundledPath,
       model: m,
       bundled: true,
@@ -78,11 +91,10 @@ export function modelPickItems(models: DiscoveredModelInfo[], o: { bundledPath?:
     if (m.path === o.bundledPath) continue;
     const source = ws.has(m.path) ? 'workspace' : SOURCE_LABELS[m.source];
     if (!m.loadable) {
-      const p = m.problem;
       items.push({
         label: `$(warning) ${m.displayName}`,
         description: `cannot load · ${describeModel(m, source)}`,
-        detail: p ? `${p.message} — ${p.hint}` : m.path,
+        detail: m.problem ? problemText(m, m.problem) : m.path,
         path: m.path,
         model: m,
       });
@@ -91,7 +103,7 @@ export function modelPickItems(models: DiscoveredModelInfo[], o: { bundledPath?:
     items.push({
       label: `${current(m.path)}${m.displayName}`,
       description: describeModel(m, source),
-      detail: `${fitNote(m.fit)}${m.notes?.length ? `${m.notes.join('; ')} · ` : ''}${m.path}`,
+      detail: joinDetail(family(m), fitNote(m.fit), ...(m.notes ?? []), m.path),
       path: m.path,
       model: m,
     });

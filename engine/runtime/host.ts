@@ -100,13 +100,17 @@ export class EngineHost {
         this.send({ type: 'ack', id: req.id, request: 'clearCache' });
         return;
       case 'discoverModels': {
-        const found = discoverModels({ paths: req.paths, context: req.contextLength, freeBytes: req.freeBytes });
+        // The fit is checked at the context the engine would use: the requested one, capped by the model's.
+        const free = req.freeBytes ?? freemem();
+        const found = discoverModels({ paths: req.paths, freeBytes: free }).map((m) =>
+          m.fit && m.info ? { ...m, fit: checkFit(m.info, free, { context: contextFor(req.contextLength, m.info.contextLength) }) ?? m.fit } : m,
+        );
         this.send({ type: 'models', id: req.id, models: found.map(discoveredModelInfo) });
         return;
       }
       case 'checkFit': {
         const m = inspectCandidate({ path: req.path, source: 'configured', displayName: basename(req.path) });
-        const fit = m.loadable && m.info ? checkFit(m.info, req.freeBytes ?? freemem(), { context: req.contextLength }) : undefined;
+        const fit = m.loadable && m.info ? checkFit(m.info, req.freeBytes ?? freemem(), { context: contextFor(req.contextLength, m.info.contextLength) }) : undefined;
         const problem = m.problem ?? (fit ? undefined : { kind: 'unsupported', message: `${req.path}: the header lacks the model shape`, hint: 'Choose a full model GGUF.' });
         this.send({ type: 'fit', id: req.id, path: req.path, ...(fit ? { fit: fitInfo(fit) } : {}), ...(problem ? { problem } : {}) });
         return;
@@ -142,6 +146,12 @@ export class EngineHost {
       notes: ['no model loaded'],
     };
   }
+}
+
+/** The context a load would use: the requested one capped by the model's (undefined: discovery's default). */
+function contextFor(requested: number | undefined, model: number | undefined): number | undefined {
+  if (requested === undefined) return undefined;
+  return model ? Math.min(requested, model) : requested;
 }
 
 /** engine/discovery's report as plain protocol data. */

@@ -77,6 +77,13 @@ describe('discoverModels and checkFit over the worker protocol', () => {
     expect(short.fit!.suggestions[0]).toContain(`reduce the context to ${short.fit!.maxContext} tokens`);
   });
 
+  it('checks the fit at the context a load would use: the requested one capped by the model\'s', async () => {
+    const [m] = (await client.discoverModels({ paths: [modelPath], contextLength: 8192, freeBytes: 4 * GiB })).filter((x) => x.path === modelPath);
+    expect(m.fit!.contextLength).toBe(2048);
+    const r = await client.checkFit({ path: modelPath, contextLength: 100_000, freeBytes: 4 * GiB });
+    expect(r.fit!.contextLength).toBe(2048);
+  });
+
   it('checkFit on an unloadable file answers its problem; malformed requests get a typed error', async () => {
     const r = await client.checkFit({ path: badPath, contextLength: 1024 });
     expect(r.fit).toBeUndefined();

@@ -88,7 +88,7 @@ describe('EngineLink', () => {
 
   it('reports a missing model and an unreadable file with a hint, then recovers after restart', async () => {
     let path = '';
-    const { l } = link(() => path);
+    const { l, logs } = link(() => path);
     await expect(l.ensureReady()).rejects.toMatchObject({ errorName: 'NoModelError' });
     expect(l.state.kind).toBe('error');
     path = join(tmp, 'does-not-exist.gguf');
@@ -99,7 +99,10 @@ describe('EngineLink', () => {
     const m = await l.restart();
     expect(m.arch).toBe('qwen2');
     expect(l.state.kind).toBe('ready');
+    logs.length = 0;
     await l.dispose();
     expect(l.state.kind).toBe('stopped');
+    // dispose (the extension's deactivate) shuts the worker thread down and says so.
+    expect(logs).toContain('engine worker stopped');
   });
 });

@@ -42,21 +42,23 @@ describe('quick pick rows', () => {
   it('lists the bundled Cachet-Tiny first as a small demo model, each model once, browse last', () => {
     expect(items.map((i) => i.path)).toEqual([bundledPath, '/ollama/blobs/sha256-aa', '/hf/org/m-q8.gguf', '/lms/pub/repo/mmproj.gguf', '/ws/broken.gguf', '']);
     expect(items[0]).toMatchObject({ label: 'Cachet-Tiny (bundled)', bundled: true });
-    expect(items[0].description).toBe('small demo model · llama 35M Q8_0 · context 1024 · FIM · bundled');
+    expect(items[0].description).toBe('small demo model · 35M Q8_0 · llama · context 1024 · FIM');
+    expect(items[0].detail).toMatch(/^fits \(200 MiB of 6\.0 GiB at 4096 tokens\) · ships with Cachet/);
     expect(items.at(-1)!.label).toMatch(/Browse/);
   });
 
   it('shows family, size, quantization, context, FIM and source per model; marks the current one', () => {
-    expect(items[1].description).toBe('Qwen2.5 Coder (qwen2) 1.5B Q4_K_M · context 32768 · FIM · Ollama');
-    expect(items[2]).toMatchObject({ label: '$(check) org/m/m-q8.gguf', description: 'llama 500M Q8_0 · context 4096 · no FIM · Hugging Face' });
-    expect(items[2].detail).toMatch(/^fits \(200 MiB of 6\.0 GiB at 4096 tokens\)/);
-    expect(items[1].detail).toMatch(/^\$\(warning\) does not fit at 32768 tokens \(9\.0 GiB > 6\.0 GiB\)/);
+    expect(items[1].description).toBe('1.5B Q4_K_M · qwen2 · context 32768 · FIM · Ollama');
+    expect(items[1].detail).toBe('Qwen2.5 Coder · $(warning) does not fit at 32768 tokens (9.0 GiB > 6.0 GiB) · /ollama/blobs/sha256-aa');
+    expect(items[2]).toMatchObject({ label: '$(check) org/m/m-q8.gguf', description: '500M Q8_0 · llama · context 4096 · no FIM · Hugging Face' });
+    expect(items[2].detail).toBe('fits (200 MiB of 6.0 GiB at 4096 tokens) · /hf/org/m-q8.gguf');
   });
 
   it('shows unloadable files with $(warning), the reason and the hint', () => {
     expect(items[3]).toMatchObject({ label: '$(warning) pub/repo/mmproj.gguf', detail: "architecture 'clip' is not supported — Choose a llama, qwen2 or starcoder2 model." });
-    expect(items[3].description).toBe('cannot load · clip 300M F16 · LM Studio');
-    expect(items[4]).toMatchObject({ label: '$(warning) broken.gguf', description: 'cannot load · 1 KiB · workspace' });
+    expect(items[3].description).toBe('cannot load · 300M F16 · clip · LM Studio');
+    // The file path the engine's message starts with is left out (the row names the file).
+    expect(items[4]).toMatchObject({ label: '$(warning) broken.gguf', description: 'cannot load · 1 KiB · workspace', detail: 'bad magic — Choose a .gguf model file.' });
   });
 
   it('describes a model whose header was unreadable by its file size', () => {
