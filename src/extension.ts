@@ -316,7 +316,7 @@ function sessionLogLine(e: SessionEvent): string {
     case 'end': {
       const t = e.timings;
       const timing = t ? `, first token ${t.ttftMs.toFixed(0)} ms, ${t.tokensPerSecond.toFixed(1)} tok/s, ${t.cachedTokens}/${t.promptTokens} prompt tokens reused` : '';
-      return `completion: ${e.reason}, ${e.text.length} chars shown${timing}`;
+      return `completion: ${e.reason}, ${e.text.length} chars shown${timing}; starts ${JSON.stringify(e.text.slice(0, 60))}`;
     }
   }
 }
