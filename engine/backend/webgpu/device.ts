@@ -77,13 +77,29 @@ async function loadWebGpu(): Promise<{ create(flags: string[]): GPU }> {
   }
 }
 
+/**
+ * One Dawn instance per process (per flag set), kept for the process's life. Creating an instance
+ * per device and letting old ones be garbage-collected crashed Node inside Dawn's threads now and
+ * then (a pthread mutex assertion, about 1 run in 10 of the backend tests on lavapipe).
+ */
+const dawnInstances = new Map<string, GPU>();
+function dawnInstance(create: (flags: string[]) => GPU, flags: string[]): GPU {
+  const key = flags.join('\n');
+  let gpu = dawnInstances.get(key);
+  if (!gpu) {
+    gpu = create(flags);
+    dawnInstances.set(key, gpu);
+  }
+  return gpu;
+}
+
 /** Open the best adapter and a device with the features the kernels can use. */
 export async function createGpuDevice(options: GpuDeviceOptions = {}): Promise<GpuContext> {
   const { create } = await loadWebGpu();
   let adapter: GPUAdapter | null = null;
   let gpu: GPU;
   try {
-    gpu = create(options.dawnFlags ?? DEFAULT_DAWN_FLAGS);
+    gpu = dawnInstance(create, options.dawnFlags ?? DEFAULT_DAWN_FLAGS);
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (cause) {
     throw new BackendUnavailableError('WebGPU adapter request failed', 'Update the GPU driver (Vulkan/Metal/D3D12), or choose the CPU backend.', { cause });
@@ -140,8 +156,8 @@ export async function createGpuDevice(options: GpuDeviceOptions = {}): Promise<G
   const adapterName = info.description || info.device || info.vendor || 'unknown adapter';
   const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|warp|software/i.test(`${adapterName} ${info.architecture ?? ''}`);
   return {
-    // The GPU instance must stay reachable: if it is garbage-collected, Dawn tears the instance
-    // down and pending mapAsync/popErrorScope promises never settle or the process aborts.
+    // The GPU instance must stay reachable (see dawnInstance): if it is garbage-collected, Dawn
+    // tears it down and pending mapAsync/popErrorScope promises never settle or the process aborts.
     instance: gpu!,
     adapter,
     device,
