@@ -22,6 +22,7 @@ import { ChunkCache, createTruncatedProbe, type LayerProbe } from '../engine/kv/
 import { KvManager } from '../engine/kv/kv-manager';
 import { Tokenizer } from '../engine/tokenizer';
 import { makeTestModel, type TestModelOptions } from '../test/helpers/make-test-model';
+import { uniformStream as seeded } from '../test/helpers/make-test-model';
 
 export type QualityMode =
   | { kind: 'full' }
@@ -249,16 +250,6 @@ export function compare(ref: ModeOutput, out: ModeOutput): Comparison {
   };
 }
 
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Prompts from real source text for a model with a tokenizer: a BOS + header prefix, chunks cut

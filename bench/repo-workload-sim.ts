@@ -15,6 +15,7 @@ import {
   type CandidateFile,
   type PromptTokenizer,
 } from '../engine/context';
+import { uniformStream as seeded } from '../test/helpers/make-test-model';
 
 export interface Workspace {
   /** Where the files came from (package name, version, licence). */
@@ -60,16 +61,7 @@ export interface FimRequest {
   candidates: CandidateFile[];
 }
 
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 export interface SimOptions {
   requests: number;

@@ -54,15 +54,20 @@ export function gpt2ByteToUnicode(): string[] {
 }
 
 /** Deterministic normal(0, 1) stream: mulberry32 + Box-Muller. */
-export function normalStream(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  const uniform = () => {
+/** Deterministic uniform [0, 1) stream (mulberry32). */
+export function uniformStream(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+export function normalStream(seed: number): () => number {
+  const uniform = uniformStream(seed >>> 0 || 0x9e3779b9);
   return () => {
     const u = Math.max(uniform(), 1e-12);
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());

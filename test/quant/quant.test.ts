@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GgmlType, bytesFor, dequantize, dequantizeRow, f16ToF32, f32ToF16, f32ToBf16, bf16ToF32, quantize } from '../../engine/quant';
+import { uniformStream as rng } from '../helpers/make-test-model';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randn(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   const x = new Float32Array(n);
