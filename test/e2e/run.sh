@@ -65,7 +65,7 @@ done
 
 # 5. Build and package the extension exactly as it ships.
 npm run --silent build >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
-npx vsce package --allow-missing-repository --out "$OUT/cachet.vsix" >"$OUT/vsce.log" 2>&1 \
+npx vsce package --allow-missing-repository --no-rewrite-relative-links --out "$OUT/cachet.vsix" >"$OUT/vsce.log" 2>&1 \
   || { cat "$OUT/vsce.log"; exit 1; }
 
 export CACHET_E2E_CODE_SERVER="$CODE_SERVER" CACHET_E2E_NODE="$NODE24/bin/node" CACHET_E2E_OUT="$OUT"
