@@ -237,6 +237,27 @@ function fitKAffine(x: Float32Array, base: number, levels: number) {
   return { d, dmin, dq, dminq, ls, lm };
 }
 
+/**
+ * Q4_K/Q5_K block header: fits the 8 sub-block scales and mins, writes d, dmin and the packed
+ * 6-bit scales at b[o..], and returns each element's level in 0..levels.
+ */
+function writeKAffineHeader(x: Float32Array, base: number, levels: number, b: Uint8Array, o: number): Uint8Array {
+  const f = fitKAffine(x, base, levels);
+  wr16(b, o, f.d);
+  wr16(b, o + 2, f.dmin);
+  packScaleMinK4(f.ls, f.lm, b, o + 4);
+  const L = new Uint8Array(QK_K);
+  for (let s = 0; s < 8; s++) {
+    const sd = f.dq * f.ls[s]!;
+    const sm = f.dminq * f.lm[s]!;
+    for (let l = 0; l < 32; l++) {
+      const v = x[base + s * 32 + l]!;
+      L[s * 32 + l] = sd ? Math.max(0, Math.min(levels, Math.round((v + sm) / sd))) : 0;
+    }
+  }
+  return L;
+}
+
 // ---- Q4_K: { f16 d; f16 dmin; u8 scales[12]; u8 qs[128] } ----
 export function dequantQ4_K(b: Uint8Array, nb: number, y: Float32Array, yo = 0): void {
   for (let i = 0; i < nb; i++) {
@@ -260,19 +281,7 @@ export function quantQ4_K(x: Float32Array, nb: number, b: Uint8Array): void {
   for (let i = 0; i < nb; i++) {
     const base = i * QK_K;
     const o = i * 144;
-    const f = fitKAffine(x, base, 15);
-    wr16(b, o, f.d);
-    wr16(b, o + 2, f.dmin);
-    packScaleMinK4(f.ls, f.lm, b, o + 4);
-    const L = new Uint8Array(QK_K);
-    for (let s = 0; s < 8; s++) {
-      const sd = f.dq * f.ls[s]!;
-      const sm = f.dminq * f.lm[s]!;
-      for (let l = 0; l < 32; l++) {
-        const v = x[base + s * 32 + l]!;
-        L[s * 32 + l] = sd ? Math.max(0, Math.min(15, Math.round((v + sm) / sd))) : 0;
-      }
-    }
+    const L = writeKAffineHeader(x, base, 15, b, o);
     for (let j = 0; j < QK_K; j += 64) {
       for (let l = 0; l < 32; l++) b[o + 16 + j / 2 + l] = L[j + l]! | (L[j + l + 32]! << 4);
     }
@@ -306,19 +315,7 @@ export function quantQ5_K(x: Float32Array, nb: number, b: Uint8Array): void {
   for (let i = 0; i < nb; i++) {
     const base = i * QK_K;
     const o = i * 176;
-    const f = fitKAffine(x, base, 31);
-    wr16(b, o, f.d);
-    wr16(b, o + 2, f.dmin);
-    packScaleMinK4(f.ls, f.lm, b, o + 4);
-    const L = new Uint8Array(QK_K);
-    for (let s = 0; s < 8; s++) {
-      const sd = f.dq * f.ls[s]!;
-      const sm = f.dminq * f.lm[s]!;
-      for (let l = 0; l < 32; l++) {
-        const v = x[base + s * 32 + l]!;
-        L[s * 32 + l] = sd ? Math.max(0, Math.min(31, Math.round((v + sm) / sd))) : 0;
-      }
-    }
+    const L = writeKAffineHeader(x, base, 31, b, o);
     const qh = o + 16;
     const ql = o + 48;
     for (let l = 0; l < 32; l++) b[qh + l] = 0;
