@@ -3,7 +3,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyStopRules, splitTypedIndent } from '../../engine/context';
 import { openGguf } from '../../engine/gguf';
@@ -11,6 +10,7 @@ import { configFromGguf } from '../../engine/model';
 import { Engine } from '../../engine/runtime';
 import { Tokenizer } from '../../engine/tokenizer';
 import { makeTestModel } from '../helpers/make-test-model';
+import { bundleEntry } from '../helpers/bundle';
 
 let dir: string;
 let cli: string;
@@ -20,18 +20,7 @@ let q8model: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cachet-cli-'));
   cli = join(dir, 'dist', 'cli.js');
-  await esbuild.build({
-    entryPoints: ['engine/cli/main.ts'],
-    outfile: cli,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'],
-    loader: { '.wgsl': 'text' },
-    banner: { js: '#!/usr/bin/env node' },
-    logLevel: 'error',
-  });
+  await bundleEntry('engine/cli/main.ts', cli, '#!/usr/bin/env node');
   model = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 3 });
   q8model = makeTestModel({ arch: 'llama', layers: 1, dims: 64, heads: 2, kvHeads: 2, ff: 128, quant: 'Q8_0', seed: 4 });
 });

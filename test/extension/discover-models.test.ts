@@ -3,13 +3,13 @@
 // reason and hint, and the fit check suggests a smaller context when memory is short.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverModels } from '../../engine/discovery';
 import { EngineClient, EngineRequestError } from '../../engine/runtime/client';
 import { discoveredModelInfo } from '../../engine/runtime/host';
 import { EngineLink } from '../../src/engine-link';
 import { makeTestModel } from '../helpers/make-test-model';
+import { bundleEntry } from '../helpers/bundle';
 
 const tmp = join(__dirname, '..', '.tmp');
 const workerPath = join(tmp, `discover-worker-${process.pid}.js`);
@@ -20,11 +20,7 @@ const GiB = 1024 ** 3;
 
 beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
-  await esbuild.build({
-    entryPoints: [join(__dirname, '..', '..', 'engine', 'runtime', 'worker.ts')],
-    outfile: workerPath, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-    external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'], loader: { '.wgsl': 'text' }, logLevel: 'error',
-  });
+  await bundleEntry('engine/runtime/worker.ts', workerPath);
   modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, quant: 'Q8_0', seed: 3, contextLength: 2048, path: join(dir, 'tiny-qwen.gguf') });
   writeFileSync(badPath, 'this is not a gguf file at all');
 });

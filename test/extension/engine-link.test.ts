@@ -3,13 +3,13 @@
 // errors with hints, restart.
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineClient } from '../../engine/runtime/client';
 import { EngineLink, type EngineState } from '../../src/engine-link';
 import { CompletionSession, type SessionEvent } from '../../src/completion/session';
 import { postprocess } from '../../src/completion/postprocess';
 import { makeTestModel } from '../helpers/make-test-model';
+import { bundleEntry } from '../helpers/bundle';
 
 const tmp = join(__dirname, '..', '.tmp');
 const workerPath = join(tmp, `extension-worker-${process.pid}.js`);
@@ -18,11 +18,7 @@ const never = { isCancellationRequested: false, onCancellationRequested: () => (
 
 beforeAll(async () => {
   mkdirSync(tmp, { recursive: true });
-  await esbuild.build({
-    entryPoints: [join(__dirname, '..', '..', 'engine', 'runtime', 'worker.ts')],
-    outfile: workerPath, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-    external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'], loader: { '.wgsl': 'text' }, logLevel: 'error',
-  });
+  await bundleEntry('engine/runtime/worker.ts', workerPath);
   modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 5 });
 });
 afterAll(() => {

@@ -4,12 +4,12 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineClient } from '../../engine/runtime/client';
 import { LocalServer } from '../../src/local-server';
 import { RemoteBackend } from '../../src/remote-backend';
 import { makeTestModel } from '../helpers/make-test-model';
+import { bundleEntry } from '../helpers/bundle';
 
 const tmp = join(__dirname, '..', '.tmp');
 const cliPath = join(tmp, `extension-cli-${process.pid}.js`);
@@ -29,9 +29,8 @@ const freePort = () =>
 
 beforeAll(async () => {
   mkdirSync(tmp, { recursive: true });
-  const common = { bundle: true, platform: 'node' as const, target: 'node20', format: 'cjs' as const, external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'], loader: { '.wgsl': 'text' as const }, logLevel: 'error' as const };
-  await esbuild.build({ ...common, entryPoints: [join(__dirname, '..', '..', 'engine', 'cli', 'main.ts')], outfile: cliPath });
-  await esbuild.build({ ...common, entryPoints: [join(__dirname, '..', '..', 'engine', 'runtime', 'worker.ts')], outfile: workerPath });
+  await bundleEntry('engine/cli/main.ts', cliPath);
+  await bundleEntry('engine/runtime/worker.ts', workerPath);
   modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 9 });
 });
 afterAll(() => {

@@ -1,11 +1,11 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineEvent, TokenEvent } from '../../engine/protocol';
 import { EngineClient, EngineRequestError } from '../../engine/runtime/client';
 import { Engine } from '../../engine/runtime/engine';
 import { makeTestModel } from '../helpers/make-test-model';
+import { bundleEntry } from '../helpers/bundle';
 
 const tmp = join(__dirname, '..', '.tmp');
 const workerPath = join(tmp, `runtime-worker-${process.pid}.js`);
@@ -13,12 +13,8 @@ let modelPath: string;
 
 beforeAll(async () => {
   mkdirSync(tmp, { recursive: true });
-  // The same bundle settings as esbuild.mjs, to a file under the repo so externals resolve.
-  await esbuild.build({
-    entryPoints: [join(__dirname, '..', '..', 'engine', 'runtime', 'worker.ts')],
-    outfile: workerPath, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-    external: ['vscode', 'webgpu', 'onnxruntime-node', 'node-llama-cpp'], loader: { '.wgsl': 'text' }, logLevel: 'error',
-  });
+  // A file under the repo, so the externals resolve.
+  await bundleEntry('engine/runtime/worker.ts', workerPath);
   modelPath = makeTestModel({ arch: 'qwen2', layers: 2, dims: 64, heads: 4, kvHeads: 2, ff: 128, seed: 11 });
 });
 
