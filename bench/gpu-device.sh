@@ -1,25 +1,63 @@
 #!/usr/bin/env bash
-# Prepares a device run of bench/gpu.ts when the working tree plus the device kit exceed the
-# device tool's 64 MiB transfer limit (the tracked models/ GGUF alone is ~39 MB): the kit is split
-# into two carries that a first and second call assemble in /tmp/dk on the (still warm) machine.
+# Prepares one device call that runs bench/gpu.ts (Cachet on WebGPU) and bench/gpu-llama.ts
+# (llama.cpp Vulkan through node-llama-cpp) on the same random-weight GGUFs, side by side.
 #
-#   bash bench/gpu-device.sh            # builds dist/bench-gpu.js, .dk1/ and .dk2/
-#   run 1: carry [".dk1", "dist"], command:
-#     rm -rf /tmp/dk && mkdir -p /tmp/dk && cp -r .dk1/* /tmp/dk/ && cp -r dist /tmp/dk/dist
-#   run 2 (at once, while warm), carry [".dk2"], command:
-#     cat /tmp/dk/node.xz.aa .dk2/node.xz.a? > /tmp/dk/node.xz && rm -rf .devkit && cp -r /tmp/dk .devkit
-#     && source .devkit/enter.sh && rm -rf /tmp/dk/node_modules/webgpu
-#     && ln -sfn /tmp/devkit/node_modules/webgpu /tmp/dk/node_modules/webgpu
-#     && timeout 400 node /tmp/dk/dist/bench-gpu.js --shape qwen2.5-coder-1.5b --ctx 512,4096,16384
-#        --decode 32 --profile 2 --chunk 512 --out $OUT/gpu-h100.json
+# The device tool carries at most 64 MiB: the working tree (the tracked models/ GGUF alone is
+# ~39 MB) + the Node/Dawn kit (~29 MB) + llama.cpp's Vulkan binary (~13 MB xz) do not fit. So
+# `bash bench/gpu-device.sh` swaps the GGUF for a symlink to a copy in /tmp (a link travels as a
+# link; local tests still resolve it), and `bash bench/gpu-device.sh --restore` puts it back.
+#
+#   bash bench/gpu-device.sh          # builds dist/bench-gpu*.js, .devkit/, bench/tmp/llv.tar.xz
+#   device run, carry [".devkit", "dist", "bench/tmp/llv.tar.xz"], command:
+#     source .devkit/enter.sh && bash bench/gpu-device.sh --run "$OUT"
+#   bash bench/gpu-device.sh --restore
 set -euo pipefail
 root="$(git rev-parse --show-toplevel)"
 cd "$root"
+model=models/cachet-tiny.Q8_0.gguf
+
+if [ "${1:-}" = --restore ]; then
+  if [ -L "$model" ]; then cp --remove-destination "$(readlink -f "$model")" "$model"; fi
+  git diff --quiet -- "$model" && echo "restored $model"
+  exit 0
+fi
+
+if [ "${1:-}" = --run ]; then
+  # On the device: every bench writes into $OUT as it goes, so a timeout still returns results.
+  out="$2"
+  mkdir -p /tmp/llv && tar -xJf bench/tmp/llv.tar.xz -C /tmp/llv
+  llama=/tmp/llv/node_modules/node-llama-cpp
+  # the bundles import('webgpu') as ESM, which ignores NODE_PATH
+  mkdir -p node_modules && ln -sfn /tmp/devkit/node_modules/webgpu node_modules/webgpu
+  shapes="${CACHET_BENCH_SHAPES:-qwen2.5-coder-1.5b:Q8_0 qwen2.5-coder-1.5b:Q4_K_M}"
+  ctx="${CACHET_BENCH_CTX:-512,4096,16384,32768}"
+  for sq in $shapes; do
+    shape="${sq%%:*}"; quant="${sq##*:}"; tag="${shape#qwen2.5-coder-}-$quant"
+    timeout "${CACHET_BENCH_TIMEOUT:-200}" node dist/bench-gpu.js --shape "$shape" --quant "$quant" \
+      --ctx "$ctx" --prefill-ctx 4096 --decode 64 --profile 2 --chunk 512 \
+      --out "$out/cachet-$tag.json" > "$out/cachet-$tag.log" 2>&1 || echo "cachet $tag: exit $?"
+    tail -n 30 "$out/cachet-$tag.log"
+    timeout "${CACHET_BENCH_TIMEOUT:-200}" node dist/bench-gpu-llama.js --llama "$llama" \
+      --model "/tmp/cachet-bench-$shape-$quant.gguf" --ctx "$ctx" --passes 2 --decode 64 --batch 2048 \
+      --out "$out/llama-$tag.json" > "$out/llama-$tag.log" 2>&1 || echo "llama $tag: exit $?"
+    grep -v '^ ' "$out/llama-$tag.log" | tail -n 8
+  done
+  exit 0
+fi
+
+# Prepare (here).
 npx esbuild bench/gpu.ts --bundle --platform=node --format=cjs --external:webgpu --loader:.wgsl=text --outfile=dist/bench-gpu.js --log-level=warning
-bash ../shared/device/pack.sh
-for d in .dk1 .dk2; do grep -qx "/$d/" .git/info/exclude || echo "/$d/" >> .git/info/exclude; done
-rm -rf .dk1 .dk2 && mkdir -p .dk1 .dk2
-cp -r .devkit/debs .devkit/enter.sh .devkit/node_modules .dk1/
-split -b 12000000 .devkit/node.xz .dk2/node.xz.
-mv .dk2/node.xz.aa .dk1/node.xz.aa
-du -sh .dk1 .dk2 dist
+npx esbuild bench/gpu-llama.ts --bundle --platform=node --format=cjs --outfile=dist/bench-gpu-llama.js --log-level=warning
+[ -d .devkit ] || bash ../shared/device/pack.sh
+if [ ! -f bench/tmp/llv.tar.xz ]; then
+  # llama.cpp's Vulkan build; the source bundle (34 MB) is only for rebuilding from source
+  mkdir -p bench/tmp/llv && (cd bench/tmp/llv && echo '{"name":"llv","private":true}' > package.json &&
+    npm i --omit=optional --no-audit --no-fund node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64-vulkan@3.22.1 >/dev/null)
+  rm -f bench/tmp/llv/node_modules/node-llama-cpp/llama/gitRelease.bundle
+  tar -C bench/tmp/llv -cJf bench/tmp/llv.tar.xz node_modules
+fi
+if [ ! -L "$model" ]; then
+  cp "$model" /tmp/cachet-tiny.Q8_0.gguf && ln -sf /tmp/cachet-tiny.Q8_0.gguf "$model"
+fi
+du -shc .devkit dist bench/tmp/llv.tar.xz
+echo "after the device call: bash bench/gpu-device.sh --restore"

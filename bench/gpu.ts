@@ -3,14 +3,17 @@
 // The model is a random-weight GGUF of a given shape, written once by a streaming writer.
 //
 //   node esbuild bench -> node dist/bench-gpu.js --shape qwen2.5-coder-1.5b --ctx 512,4096,16384
-//   options: --shape tiny|qwen2.5-coder-1.5b  --model PATH  --ctx LIST  --decode N  --profile N
-//            --chunk N (prefill tokens per submit)  --out FILE  --bandwidth BYTES_PER_S
-//            --dawn-flags "a,b" (default: $CACHET_DAWN_FLAGS or the backend's default)
+//   options: --shape tiny|deep-tiny|qwen2.5-coder-1.5b|qwen2.5-coder-7b  --quant Q8_0|Q4_K_M
+//            --model PATH  --ctx LIST  --prefill-ctx LIST (contexts whose prefill is timed; at the
+//            others decode runs over an unfilled cache of that length: same work per token)
+//            --decode N  --profile N  --chunk N (prefill tokens per submit)  --out FILE
+//            --bandwidth BYTES_PER_S  --dawn-flags "a,b" (default: $CACHET_DAWN_FLAGS or the backend's)
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { GgufBuilder, openGguf } from '../engine/gguf';
+import { GgufBuilder, GgufValueType, openGguf } from '../engine/gguf';
+import { gpt2ByteToUnicode } from '../test/helpers/make-test-model';
 import { loadWeights } from '../engine/model';
 import { GgmlType } from '../engine/quant/types';
 import { f32ToF16 } from '../engine/quant';
@@ -23,13 +26,16 @@ interface Shape {
   kvHeads: number;
   ff: number;
   vocab: number;
+  /** token_embd doubles as the output matrix (no output.weight) */
+  tied: boolean;
 }
 
 const SHAPES: Record<string, Shape> = {
-  tiny: { layers: 2, embd: 256, heads: 4, kvHeads: 2, ff: 512, vocab: 1024 },
+  tiny: { layers: 2, embd: 256, heads: 4, kvHeads: 2, ff: 512, vocab: 1024, tied: true },
   // as many layers (dispatches) as the 1.5B model but tiny matrices: measures per-step overhead
-  'deep-tiny': { layers: 28, embd: 256, heads: 2, kvHeads: 1, ff: 512, vocab: 1024 },
-  'qwen2.5-coder-1.5b': { layers: 28, embd: 1536, heads: 12, kvHeads: 2, ff: 8960, vocab: 151936 },
+  'deep-tiny': { layers: 28, embd: 256, heads: 2, kvHeads: 1, ff: 512, vocab: 1024, tied: true },
+  'qwen2.5-coder-1.5b': { layers: 28, embd: 1536, heads: 12, kvHeads: 2, ff: 8960, vocab: 151936, tied: true },
+  'qwen2.5-coder-7b': { layers: 28, embd: 3584, heads: 28, kvHeads: 4, ff: 18944, vocab: 152064, tied: false },
 };
 
 function arg(name: string, def: string): string {
@@ -63,19 +69,52 @@ function randomQ8(rows: number, k: number, seed: number, std: number): Uint8Arra
   return b;
 }
 
+/** Random Q4_K blocks (d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles). */
+function randomQ4K(rows: number, k: number, seed: number, std: number): Uint8Array {
+  const blocks = (rows * k) / 256;
+  const b = randomBytes(blocks * 144 + 4, seed).subarray(0, blocks * 144);
+  const d = f32ToF16(std / 180); // scale (0..63) x nibble (0..15) has std ~180
+  const dmin = f32ToF16((7.5 * std) / 180); // min x dmin ~ centres the block on zero on average
+  for (let i = 0; i < blocks; i++) {
+    b[i * 144] = d & 0xff;
+    b[i * 144 + 1] = d >> 8;
+    b[i * 144 + 2] = dmin & 0xff;
+    b[i * 144 + 3] = dmin >> 8;
+  }
+  return b;
+}
+
+/** Random Q6_K blocks (128 bytes low bits, 64 high bits, 16 int8 scales, then d). */
+function randomQ6K(rows: number, k: number, seed: number, std: number): Uint8Array {
+  const blocks = (rows * k) / 256;
+  const b = randomBytes(blocks * 210 + 4, seed).subarray(0, blocks * 210);
+  const d = f32ToF16(std / 1370); // int8 scale x (q - 32) has std ~74 x 18.5
+  for (let i = 0; i < blocks; i++) {
+    b[i * 210 + 208] = d & 0xff;
+    b[i * 210 + 209] = d >> 8;
+  }
+  return b;
+}
+
+export type BenchQuant = 'Q8_0' | 'Q4_K_M';
+
 function f32(values: number, fill: number): Uint8Array {
   return new Uint8Array(new Float32Array(values).fill(fill).buffer);
 }
 
-/** Streams a qwen2-architecture Q8_0 GGUF of the shape to `path` (tensors generated one by one). */
-export function writeBenchModel(path: string, s: Shape): void {
+/**
+ * Streams a qwen2-architecture GGUF of the shape to `path` (tensors generated one by one).
+ * Q4_K_M follows llama.cpp's mix: Q4_K everywhere except attn_v and ffn_down in the first and last
+ * eighth of the layers and every third layer between (Q6_K), and Q6_K for the output matrix.
+ */
+export function writeBenchModel(path: string, s: Shape, quant: BenchQuant = 'Q8_0'): void {
   const headDim = s.embd / s.heads;
   const kvDim = s.kvHeads * headDim;
   const b = new GgufBuilder();
   b.string('general.architecture', 'qwen2');
-  b.string('general.name', `cachet-bench-${s.layers}x${s.embd}`);
+  b.string('general.name', `cachet-bench-${s.layers}x${s.embd}-${quant}`);
   b.u32('general.alignment', 32);
-  b.u32('qwen2.context_length', 32768);
+  b.u32('qwen2.context_length', 65536);
   b.u32('qwen2.embedding_length', s.embd);
   b.u32('qwen2.block_count', s.layers);
   b.u32('qwen2.feed_forward_length', s.ff);
@@ -83,30 +122,54 @@ export function writeBenchModel(path: string, s: Shape): void {
   b.u32('qwen2.attention.head_count_kv', s.kvHeads);
   b.f32('qwen2.attention.layer_norm_rms_epsilon', 1e-6);
   b.f32('qwen2.rope.freq_base', 1000000);
+  // A synthetic byte-level vocabulary of the real size, so llama.cpp loads the same file: the 256
+  // GPT-2 byte tokens, unique fillers, and an end-of-text token last.
+  const bytes = gpt2ByteToUnicode();
+  const tokens = Array.from({ length: s.vocab }, (_, i) => (i < 256 ? bytes[i]! : i === s.vocab - 1 ? '<|endoftext|>' : `<t${i}>`));
+  b.string('tokenizer.ggml.model', 'gpt2');
+  b.string('tokenizer.ggml.pre', 'default');
+  b.array('tokenizer.ggml.tokens', GgufValueType.STRING, tokens);
+  b.array('tokenizer.ggml.token_type', GgufValueType.INT32, tokens.map((_, i) => (i === s.vocab - 1 ? 3 : 1)));
+  b.array('tokenizer.ggml.merges', GgufValueType.STRING, []);
+  b.u32('tokenizer.ggml.eos_token_id', s.vocab - 1);
+  b.u32('tokenizer.ggml.bos_token_id', s.vocab - 1);
+  b.bool('tokenizer.ggml.add_bos_token', false);
   let seed = 1;
-  const q8 = (name: string, rows: number, k: number, std: number) => {
+  const mat = (name: string, rows: number, k: number, std: number, type: 'q8' | 'q4k' | 'q6k') => {
     const sd = seed++;
-    b.tensor(name, GgmlType.Q8_0, [k, rows], () => randomQ8(rows, k, sd, std));
+    if (type === 'q8') b.tensor(name, GgmlType.Q8_0, [k, rows], () => randomQ8(rows, k, sd, std));
+    else if (type === 'q4k') b.tensor(name, GgmlType.Q4_K, [k, rows], () => randomQ4K(rows, k, sd, std));
+    else b.tensor(name, GgmlType.Q6_K, [k, rows], () => randomQ6K(rows, k, sd, std));
   };
-  q8('token_embd.weight', s.vocab, s.embd, 0.35);
+  const k4 = quant === 'Q8_0' ? 'q8' : 'q4k';
+  const moreBits = (l: number) => l < s.layers / 8 || l >= (7 * s.layers) / 8 || (l - Math.floor(s.layers / 8)) % 3 === 2;
+  const k6 = (l: number) => (quant === 'Q8_0' ? 'q8' : moreBits(l) ? 'q6k' : 'q4k');
+  // tied: token_embd is also the output matrix, so it gets the output's type
+  mat('token_embd.weight', s.vocab, s.embd, 0.35, quant === 'Q8_0' ? 'q8' : s.tied ? 'q6k' : 'q4k');
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
     b.tensor(`${p}attn_norm.weight`, GgmlType.F32, [s.embd], f32(s.embd, 1));
-    q8(`${p}attn_q.weight`, s.embd, s.embd, 0.02);
-    q8(`${p}attn_k.weight`, kvDim, s.embd, 0.02);
-    q8(`${p}attn_v.weight`, kvDim, s.embd, 0.02);
+    mat(`${p}attn_q.weight`, s.embd, s.embd, 0.02, k4);
+    mat(`${p}attn_k.weight`, kvDim, s.embd, 0.02, k4);
+    mat(`${p}attn_v.weight`, kvDim, s.embd, 0.02, k6(l));
     b.tensor(`${p}attn_q.bias`, GgmlType.F32, [s.embd], f32(s.embd, 0.01));
     b.tensor(`${p}attn_k.bias`, GgmlType.F32, [kvDim], f32(kvDim, 0.01));
     b.tensor(`${p}attn_v.bias`, GgmlType.F32, [kvDim], f32(kvDim, 0.01));
-    q8(`${p}attn_output.weight`, s.embd, s.embd, 0.02);
+    mat(`${p}attn_output.weight`, s.embd, s.embd, 0.02, k4);
     b.tensor(`${p}ffn_norm.weight`, GgmlType.F32, [s.embd], f32(s.embd, 1));
-    q8(`${p}ffn_gate.weight`, s.ff, s.embd, 0.02);
-    q8(`${p}ffn_up.weight`, s.ff, s.embd, 0.02);
-    q8(`${p}ffn_down.weight`, s.embd, s.ff, 0.02);
+    mat(`${p}ffn_gate.weight`, s.ff, s.embd, 0.02, k4);
+    mat(`${p}ffn_up.weight`, s.ff, s.embd, 0.02, k4);
+    mat(`${p}ffn_down.weight`, s.embd, s.ff, 0.02, k6(l));
   }
   b.tensor('output_norm.weight', GgmlType.F32, [s.embd], f32(s.embd, 1));
+  if (!s.tied) mat('output.weight', s.vocab, s.embd, 0.02, quant === 'Q8_0' ? 'q8' : 'q6k');
   mkdirSync(dirname(path), { recursive: true });
   b.write(path);
+}
+
+function writeResult(out: string, value: unknown): void {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(value, null, 2) + '\n');
 }
 
 function fmt(n: number, d = 1): string {
@@ -124,11 +187,14 @@ async function main(): Promise<void> {
   const bandwidth = Number(arg('bandwidth', '3.0e12'));
   const out = arg('out', '');
   const flagsArg = arg('dawn-flags', process.env.CACHET_DAWN_FLAGS ?? '');
-  const modelPath = arg('model', `/tmp/cachet-bench-${shapeName}-q8_0.gguf`);
+  const quant = arg('quant', 'Q8_0') as BenchQuant;
+  if (quant !== 'Q8_0' && quant !== 'Q4_K_M') throw new Error(`unknown --quant ${quant}; known: Q8_0, Q4_K_M`);
+  const prefillCtx = new Set(arg('prefill-ctx', arg('ctx', '512,4096,16384')).split(',').map(Number));
+  const modelPath = arg('model', `/tmp/cachet-bench-${shapeName}-${quant}.gguf`);
 
   let t = performance.now();
   if (!existsSync(modelPath)) {
-    writeBenchModel(modelPath, shape);
+    writeBenchModel(modelPath, shape, quant);
     console.error(`wrote ${modelPath} in ${fmt((performance.now() - t) / 1000, 2)} s`);
   }
   const gguf = openGguf(modelPath);
@@ -157,9 +223,12 @@ async function main(): Promise<void> {
     const prompt = Int32Array.from({ length: ctx }, (_, i) => tokenAt(i));
     // warm-up: a short prefill + a decode step compiles nothing new but primes caches
     await backend.forwardGreedy({ tokens: prompt.subarray(0, 8), positions: Int32Array.from({ length: 8 }, (_, i) => i), context: slots.subarray(0, 8), logits: 'last' });
-    t = performance.now();
-    await backend.forwardGreedy({ tokens: prompt, positions: Int32Array.from({ length: ctx }, (_, i) => i), context: slots.subarray(0, ctx), logits: 'last' });
-    const prefillS = (performance.now() - t) / 1000;
+    let prefillS = NaN;
+    if (prefillCtx.has(ctx)) {
+      t = performance.now();
+      await backend.forwardGreedy({ tokens: prompt, positions: Int32Array.from({ length: ctx }, (_, i) => i), context: slots.subarray(0, ctx), logits: 'last' });
+      prefillS = (performance.now() - t) / 1000;
+    }
     let next = tokenAt(ctx);
     const step = async (pos: number) => {
       const r = await backend.forwardGreedy({ tokens: Int32Array.of(next), positions: Int32Array.of(pos), context: slots.subarray(0, pos + 1), logits: 'last' });
@@ -207,6 +276,7 @@ async function main(): Promise<void> {
       kernelUsPerToken: families,
     };
     rows.push(row);
+    if (out) writeResult(out, { partial: true, shape: shapeName, quant, results: rows });
     console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)}; generic kernels ${fmt(genericTps)}), host encode ${fmt(encodeMs, 2)} ms/token`);
   }
 
@@ -217,7 +287,7 @@ async function main(): Promise<void> {
     features: backend.gpu.features,
     shape: shapeName,
     fileWeightBytes,
-    quant: 'Q8_0',
+    quant,
     kvF16: backend.kvF16,
     prefillChunk: chunk,
     decodeSteps,
@@ -237,10 +307,7 @@ async function main(): Promise<void> {
   console.log(`\n| kernel family (µs/token) | ${rows.map((r) => `ctx ${r.context}`).join(' | ')} |`);
   console.log(`| --- | ${rows.map(() => '---:').join(' | ')} |`);
   for (const f of fams) console.log(`| ${f} | ${rows.map((r) => fmt((r.kernelUsPerToken as Record<string, number>)[f] ?? 0)).join(' | ')} |`);
-  if (out) {
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
-  }
+  if (out) writeResult(out, result);
   await backend.dispose();
   gguf.close();
 }
