@@ -36,6 +36,13 @@ export interface SequenceBatch {
   context: Int32Array;
   /** Which rows of logits to return: only the last new token, or all n. */
   logits: 'last' | 'all' | 'none';
+  /**
+   * Scattered recompute (CacheBlend): the index in `context` of each new token, ascending, instead
+   * of nPast..nPast+n-1. New token i writes its K/V to context[rows[i]] and attends to
+   * context[0 .. rows[i]] inclusive; cells not listed keep their K/V. Only for backends whose
+   * `supportsRows` is true (callers fall back to one forward per contiguous run otherwise).
+   */
+  rows?: Int32Array;
 }
 
 export interface ForwardResult {
@@ -52,6 +59,8 @@ export interface MemoryStats {
 export interface Backend {
   readonly name: 'reference' | 'webgpu' | 'onnx' | string;
   readonly config: ModelConfig;
+  /** True when forward() honours SequenceBatch.rows (scattered recompute in one call). */
+  readonly supportsRows?: boolean;
   /** Run several sequences' batches (continuous batching); backends may run them one by one. */
   forward(batches: SequenceBatch[]): Promise<ForwardResult[]>;
   /** Copy K/V of slots src[i] -> dst[i] (copy-on-write of shared blocks). */
