@@ -38,6 +38,7 @@ interface Layer {
 
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
+  readonly supportsRows = true;
   readonly config: ModelConfig;
   private readonly layers: Layer[] = [];
   private readonly embd: Linear;
@@ -142,7 +143,15 @@ export class ReferenceBackend implements Backend {
       throw new CachetError(`forward: ${n} tokens but ${b.positions.length} positions`, 'Pass one RoPE position per new token.');
     }
     const nPast = b.context.length - n;
-    if (nPast < 0) {
+    if (b.rows) {
+      if (b.rows.length !== n) throw new CachetError(`forward: ${n} tokens but ${b.rows.length} rows`, 'Pass one context index per new token in rows.');
+      for (let i = 0; i < n; i++) {
+        const r = b.rows[i]!;
+        if (!Number.isInteger(r) || r < 0 || r >= b.context.length || (i > 0 && r <= b.rows[i - 1]!)) {
+          throw new CachetError(`forward: rows[${i}] = ${r} is not an ascending index into the ${b.context.length}-slot context`, 'rows must list distinct context indices in ascending order.');
+        }
+      }
+    } else if (nPast < 0) {
       throw new CachetError(`forward: context has ${b.context.length} slots for ${n} new tokens`, 'context must list the old tokens\' slots followed by one slot per new token.');
     }
     this.kv.checkSlots(b.context, 'forward');
@@ -164,6 +173,9 @@ export class ReferenceBackend implements Backend {
     const c = this.config;
     const nPast = this.checkBatch(b);
     const n = b.tokens.length;
+    // Context index of new token t: nPast + t, or rows[t] for a scattered recompute.
+    const rows = b.rows;
+    const cellOf = (t: number) => (rows ? rows[t]! : nPast + t);
     const E = c.nEmbd;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
@@ -201,12 +213,12 @@ export class ReferenceBackend implements Backend {
       for (let t = 0; t < n; t++) {
         this.rope.apply(q, t * qDim, c.nHeads, b.positions[t]!);
         this.rope.apply(k, t * kvDim, c.nKvHeads, b.positions[t]!);
-        const slot = b.context[nPast + t]!;
+        const slot = b.context[cellOf(t)]!;
         K.set(k.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
         V.set(v.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
       }
       for (let t = 0; t < n; t++) {
-        const visible = nPast + t + 1; // causal: context[0 .. nPast + t]
+        const visible = cellOf(t) + 1; // causal: context[0 .. cell of t]
         for (let head = 0; head < c.nHeads; head++) {
           const qo = t * qDim + head * c.headDim;
           const kvo = Math.floor(head / group) * c.headDim;
@@ -245,11 +257,11 @@ export class ReferenceBackend implements Backend {
 
     if (b.logits === 'none') return { logits: new Float32Array(0) };
     const first = b.logits === 'last' ? n - 1 : 0;
-    const rows = n - first;
+    const outRows = n - first;
     const tail = x.subarray(first * E);
-    this.norm(tail, rows, this.outputNorm, this.outputNormBias, h);
-    const logits = new Float32Array(rows * c.vocabSize);
-    this.lmHead.apply(h, rows, logits);
+    this.norm(tail, outRows, this.outputNorm, this.outputNormBias, h);
+    const logits = new Float32Array(outRows * c.vocabSize);
+    this.lmHead.apply(h, outRows, logits);
     return { logits };
   }
 }

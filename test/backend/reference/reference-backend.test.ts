@@ -114,6 +114,51 @@ describe.each(ARCHS)('%s', (arch) => {
     expect(maxDiff(await be.readSlots(Int32Array.from([3])), before)).toBeLessThan(1e-5);
   });
 
+  test('rows: a scattered recompute in one forward equals one forward per contiguous run, and restores clean K/V', async () => {
+    const tokens = [...TOKENS, 4, 8, 6, 1];
+    const n = tokens.length;
+    const slots = [9, 2, 14, 0, 21, 5, 30, 11, 7, 18, 26, 3];
+    const cells = [2, 3, 7, 10, 11];
+    const c = weights.config;
+    const kvDim = c.nKvHeads * c.headDim;
+    const clean = await createReferenceBackend(weights, { kvSlots: 32 });
+    const [full] = await clean.forward([batch(tokens, range(0, n), slots)]);
+    const want = await clean.readSlots(Int32Array.from(slots));
+    // Two copies of the prompt's K/V with the chosen cells spoiled (as reused chunk cells are).
+    const spoil = async () => {
+      const be = await createReferenceBackend(weights, { kvSlots: 32 });
+      await be.writeSlots(Int32Array.from(slots), want);
+      const picked = Int32Array.from(cells, (i) => slots[i]!);
+      await be.writeSlots(picked, Float32Array.from({ length: c.nLayers * cells.length * 2 * kvDim }, (_, i) => Math.sin(i) * 0.5));
+      return be;
+    };
+    const scattered = await spoil();
+    const runs = await spoil();
+    const [r] = await scattered.forward([
+      { tokens: Int32Array.from(cells, (i) => tokens[i]!), positions: Int32Array.from(cells), context: Int32Array.from(slots), logits: 'all', rows: Int32Array.from(cells) },
+    ]);
+    const runLogits: Float32Array[] = [];
+    for (const [from, to] of [[2, 4], [7, 8], [10, 12]] as const) {
+      const [x] = await runs.forward([batch(tokens.slice(from, to), range(from, to - from), slots.slice(0, to))]);
+      runLogits.push(x!.logits);
+    }
+    const a = await scattered.readSlots(Int32Array.from(slots));
+    const b = await runs.readSlots(Int32Array.from(slots));
+    expect(maxDiff(a, b)).toBe(0);
+    // Every cell before a spoiled one was clean, so the recompute is exact.
+    expect(maxDiff(a, want)).toBeLessThan(1e-6);
+    const joined = new Float32Array(cells.length * V);
+    let o = 0;
+    for (const x of runLogits) { joined.set(x, o); o += x.length; }
+    expect(maxDiff(r!.logits, joined)).toBe(0);
+    for (const [k, i] of cells.entries()) expect(maxDiff(r!.logits.subarray(k * V, (k + 1) * V), full!.logits.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-5);
+    // 'last' is the last listed row; a cell not listed keeps its K/V even when it is stale.
+    const [last] = await scattered.forward([{ tokens: Int32Array.from([tokens[5]!]), positions: Int32Array.from([5]), context: Int32Array.from(slots.slice(0, 8)), logits: 'last', rows: Int32Array.from([5]) }]);
+    expect(maxDiff(last!.logits, full!.logits.subarray(5 * V, 6 * V))).toBeLessThan(1e-5);
+    expect(maxDiff(await scattered.readSlots(Int32Array.from(slots)), a)).toBeLessThan(1e-6);
+    expect(scattered.supportsRows).toBe(true);
+  });
+
   test('memory() reports f32 KV storage and the dequantized weights', async () => {
     const be = await createReferenceBackend(weights, { kvSlots: 40 });
     const c = weights.config;
@@ -141,6 +186,9 @@ describe('input validation', () => {
     await expect(be.forward([batch([1], [0], [8])])).rejects.toThrow(/KV slot 8 is outside 0..7/);
     await expect(be.forward([batch([1, 2], [0], [0, 1])])).rejects.toThrow(CachetError);
     await expect(be.forward([batch([1, 2], [0, 1], [0])])).rejects.toThrow(/context has 1 slots for 2 new tokens/);
+    await expect(be.forward([{ ...batch([1, 2], [0, 1], [0, 1, 2]), rows: Int32Array.from([2, 1]) }])).rejects.toThrow(/ascending/);
+    await expect(be.forward([{ ...batch([1, 2], [0, 1], [0, 1, 2]), rows: Int32Array.from([1, 3]) }])).rejects.toThrow(/rows\[1\] = 3/);
+    await expect(be.forward([{ ...batch([1, 2], [0, 1], [0, 1, 2]), rows: Int32Array.from([1]) }])).rejects.toThrow(/2 tokens but 1 rows/);
     await expect(be.copySlots(Int32Array.from([0]), Int32Array.from([1, 2]))).rejects.toThrow(/destinations/);
     await expect(be.rotateKeys(Int32Array.from([0]), Int32Array.from([]))).rejects.toThrow(/deltas/);
     await be.dispose();
