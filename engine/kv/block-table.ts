@@ -252,6 +252,14 @@ export class BlockTable {
   }
 
   /** Marks cell i exact (after an in-place recompute over an exact context) or approximate. */
+  /** Number of leading cells that are exact (the index of the first approximate cell). */
+  exactLength(): number {
+    if (this.inexact === 0) return this.length;
+    let i = 0;
+    while (i < this.length && this.exact[i]) i++;
+    return i;
+  }
+
   setExact(i: number, exact: boolean): void {
     if (this.exact[i] === exact) return;
     this.exact[i] = exact;
@@ -260,16 +268,17 @@ export class BlockTable {
 
   /**
    * The leading run of whole blocks laid out exactly as the radix cache stores them (cell j*B+k in
-   * slot block*B+k at position j*B+k) and computed exactly. Only this prefix can go into the tree.
+   * slot block*B+k at position j*B+k) and computed exactly. Only this prefix can go into the tree
+   * as exact; requireExact = false also takes approximate cells (the tree marks them approximate).
    */
-  cleanPrefixBlocks(): number[] {
+  cleanPrefixBlocks(requireExact = true): number[] {
     const B = this.pool.blockSize;
     const out: number[] = [];
     for (let j = 0; (j + 1) * B <= this.length; j++) {
       const block = this.pool.blockOf(this.slots[j * B]);
       for (let k = 0; k < B; k++) {
         const i = j * B + k;
-        if (this.slots[i] !== block * B + k || this.positions[i] !== i || this.tokens[i] < 0 || !this.exact[i]) return out;
+        if (this.slots[i] !== block * B + k || this.positions[i] !== i || this.tokens[i] < 0 || (requireExact && !this.exact[i])) return out;
       }
       out.push(block);
     }

@@ -15,8 +15,8 @@
 // Fresh check-layer K/V come from a LayerProbe. The Backend interface has no "run layers 0..l"
 // entry point, so createTruncatedProbe() builds a second backend over the first l+1 layers of the
 // same weights and runs the whole prompt through it — the same work CacheBlend does (layer 0 and
-// the check layer for every token). The selected tokens are then recomputed with ordinary
-// backend.forward calls over contiguous runs (a full forward of the selected tokens).
+// the check layer for every token). The selected tokens are then recomputed in one scattered
+// forward (SequenceBatch.rows) where the backend supports it, else one forward per contiguous run.
 
 import { createHash } from 'node:crypto';
 import type { BackendFactory } from '../backend/types';
@@ -108,6 +108,12 @@ export class ChunkCache implements KvStatsSource {
 
   key(text: string, start: number, end: number, prefix: ArrayLike<number>): ChunkKey {
     return { model: this.model, tokenizer: this.tokenizer, contentHash: sha256Hex(text), start, end, prefixHash: prefixHash(prefix) };
+  }
+
+  /** Key of a chunk known only by its token ids (the runtime's case: spans of a tokenized prompt). */
+  keyForTokens(chunk: ArrayLike<number>, prefix: ArrayLike<number>): ChunkKey {
+    const content = sha256Hex(new Uint8Array(Int32Array.from(chunk).buffer));
+    return { model: this.model, tokenizer: this.tokenizer, contentHash: content, start: 0, end: chunk.length, prefixHash: prefixHash(prefix) };
   }
 
   /** Cached entry (memory, then disk) or undefined. */
@@ -202,6 +208,7 @@ export class ChunkCache implements KvStatsSource {
       next = start + n;
       apeEnd = Math.max(apeEnd, start + n);
       kv.counters.tokensReused += n;
+      kv.counters.chunkTokensPlaced += n;
     }
     return { chunks, nextPosition: mode === 'rotate' ? next : apeEnd };
   }
@@ -212,6 +219,14 @@ export class ChunkCache implements KvStatsSource {
    * whose check-layer V deviates most from a fresh computation.
    */
   async blend(seq: number, placement: Placement, o: BlendOptions = {}): Promise<BlendResult> {
+    const r = await this.select(seq, placement, o);
+    await this.recompute(seq, r.cells);
+    this.countRecomputed(r.cells.length);
+    return r;
+  }
+
+  /** CacheBlend's choice of cells to recompute (see blend), without recomputing them. */
+  async select(seq: number, placement: Placement, o: BlendOptions = {}): Promise<BlendResult> {
     const ratio = o.ratio ?? 0.15;
     const checkLayer = o.checkLayer ?? 1;
     if (ratio < 0 || ratio > 1) throw new CachetError(`CacheBlend ratio ${ratio} outside [0, 1]`, 'Use a recompute ratio between 0 and 1 (0.15 is typical).');
@@ -249,16 +264,26 @@ export class ChunkCache implements KvStatsSource {
       const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => deviation[b] - deviation[a] || a - b);
       cells = order.slice(0, k).map((i) => chunkCells[i]).sort((a, b) => a - b);
     }
-    await this.recompute(seq, cells);
-    kv.counters.tokensRecomputed += cells.length;
-    kv.counters.tokensReused -= cells.length;
-    kv.counters.tokensComputed += cells.length;
     return { selected: cells.length, cells, deviation };
   }
 
-  /** Recomputes the given cells in place, run by run, each attending to every cell before it. */
+  /** Accounting for n reused chunk tokens that were recomputed after all. */
+  countRecomputed(n: number): void {
+    const c = this.manager.counters;
+    c.tokensRecomputed += n;
+    c.tokensReused -= n;
+    c.tokensComputed += n;
+  }
+
+  /**
+   * Recomputes the given cells (ascending) in place, each attending to every cell before it: one
+   * scattered forward (SequenceBatch.rows) when the backend supports it, else one per contiguous run.
+   */
   async recompute(seq: number, cells: number[]): Promise<void> {
     if (cells.length === 0) return;
+    for (let i = 1; i < cells.length; i++) {
+      if (cells[i] <= cells[i - 1]) throw new CachetError('recompute: cells must be ascending and distinct', 'Sort the cells and drop duplicates.');
+    }
     const kv = this.manager;
     // Cells are rewritten in place: make sure no one else shares their blocks.
     const ctx = kv.context(seq);
@@ -269,6 +294,22 @@ export class ChunkCache implements KvStatsSource {
         throw new CachetError('recompute: a chunk cell sits in a shared block', 'Place chunks into a sequence before forking it.');
       }
     }
+    if (this.backend.supportsRows) {
+      const rows = Int32Array.from(cells);
+      await this.backend.forward([
+        { tokens: rows.map((c) => tokens[c]), positions: rows.map((c) => positions[c]), context: ctx.slice(0, cells[cells.length - 1] + 1), logits: 'none', rows },
+      ]);
+    } else await this.recomputeRuns(ctx, tokens, positions, cells);
+    // A recomputed cell is exact when everything before it is (e.g. ratio 1 over a clean prefix).
+    const table = kv.table(seq);
+    const chosen = new Set(cells);
+    for (let c = 0; c < table.length; c++) {
+      if (chosen.has(c)) table.setExact(c, true);
+      else if (!table.exact[c]) break;
+    }
+  }
+
+  private async recomputeRuns(ctx: Int32Array, tokens: Int32Array, positions: Int32Array, cells: number[]): Promise<void> {
     let i = 0;
     while (i < cells.length) {
       let j = i;
@@ -279,13 +320,6 @@ export class ChunkCache implements KvStatsSource {
         { tokens: tokens.slice(from, to), positions: positions.slice(from, to), context: ctx.slice(0, to), logits: 'none' },
       ]);
       i = j + 1;
-    }
-    // A recomputed cell is exact when everything before it is (e.g. ratio 1 over a clean prefix).
-    const table = kv.table(seq);
-    const chosen = new Set(cells);
-    for (let c = 0; c < table.length; c++) {
-      if (chosen.has(c)) table.setExact(c, true);
-      else if (!table.exact[c]) break;
     }
   }
 

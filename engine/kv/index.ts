@@ -30,7 +30,7 @@ export { BlockPool, type BlockPoolOptions, type Evictor } from './block-pool';
 export { BlockTable } from './block-table';
 export { RadixCache, RadixNode, type PrefixMatch } from './radix-cache';
 export { HostTier, hashTokens } from './host-offload';
-export { KvManager, blockSlots, type KvAcquisition, type KvManagerOptions, type KvSequenceState, type KvStatsSource } from './kv-manager';
+export { KvManager, blockSlots, type AcquireOptions, type CommitOptions, type KvAcquisition, type KvManagerOptions, type KvSequenceState, type KvStatsSource } from './kv-manager';
 export {
   ChunkCache,
   createTruncatedProbe,

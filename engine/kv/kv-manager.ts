@@ -47,6 +47,18 @@ export interface KvAcquisition {
   positions: Int32Array;
   /** Slots the uncached suffix writes to (= context.subarray(cachedLength)). */
   newSlots: Int32Array;
+  /** Leading cached tokens that are exact; the rest of cachedLength came from approximate nodes. */
+  exactLength: number;
+}
+
+export interface AcquireOptions {
+  /** Also reuse approximate prefixes (K/V assembled from chunk caches). Default false. */
+  approximate?: boolean;
+}
+
+export interface CommitOptions {
+  /** Also cache the sequence's approximate cells, as approximate nodes. Default false. */
+  approximate?: boolean;
 }
 
 /** Anything else that reports into snapshot() (the chunk cache). */
@@ -111,20 +123,22 @@ export class KvManager {
    * allocates slots for the rest. At least the last prompt token is always left to compute, so
    * the caller gets logits. Throws OutOfMemoryError (after evicting what it can) when it does not fit.
    */
-  async acquire(tokens: ArrayLike<number>): Promise<KvAcquisition> {
+  async acquire(tokens: ArrayLike<number>, options: AcquireOptions = {}): Promise<KvAcquisition> {
     const n = tokens.length;
     if (n === 0) throw new CachetError('acquire: empty prompt', 'Pass at least one token.');
     const limit = n - 1;
+    const approximate = options.approximate ?? false;
     this.counters.prefixLookups++;
-    let match = this.prefixCache ? this.tree.matchPrefix(tokens, limit) : { length: 0, blocks: [], node: this.tree.root };
+    let match = this.prefixCache ? this.tree.matchPrefix(tokens, limit, approximate) : { length: 0, blocks: [], node: this.tree.root, exactLength: 0 };
     this.tree.incLock(match.node);
     let node = match.node;
     try {
-      if (this.host && this.prefixCache) {
+      // Host runs continue exact prefixes only (approximate leaves are never offloaded).
+      if (this.host && this.prefixCache && match.exactLength === match.length) {
         for (;;) {
           const restored = await this.restoreFromHost(tokens, match.length, limit);
           if (!restored) break;
-          match = this.tree.matchPrefix(tokens, limit);
+          match = this.tree.matchPrefix(tokens, limit, approximate);
           this.tree.incLock(match.node);
           this.tree.decLock(node);
           node = match.node;
@@ -133,6 +147,7 @@ export class KvManager {
       const table = new BlockTable(this.pool);
       const cached = match.length;
       table.adoptBlocks(match.blocks, slice(tokens, 0, cached));
+      for (let i = match.exactLength; i < cached; i++) table.setExact(i, false);
       const rest = slice(tokens, cached, n);
       await this.ensureFree(Math.ceil(rest.length / this.blockSize) + 1);
       try {
@@ -144,6 +159,7 @@ export class KvManager {
       const seq = this.nextSeq++;
       this.seqs.set(seq, { table, node });
       if (cached > 0) this.counters.prefixHits++;
+      if (cached > match.exactLength) this.counters.approxPrefixHits++;
       this.counters.tokensReused += cached;
       this.counters.tokensComputed += n - cached;
       const context = table.context();
@@ -153,6 +169,7 @@ export class KvManager {
         context,
         positions: new Int32Array(table.positions),
         newSlots: context.subarray(cached),
+        exactLength: match.exactLength,
       };
     } catch (e) {
       this.tree.decLock(node);
@@ -182,9 +199,10 @@ export class KvManager {
   /**
    * Puts seq's finished prefix (its leading whole blocks laid out at positions 0..) into the radix
    * cache and moves seq's lock onto it. If tokens is given it must match what seq holds. Returns
-   * the number of tokens newly cached.
+   * the number of tokens newly cached. approximate: cells assembled from chunk caches go in too,
+   * as approximate nodes that only acquire({ approximate: true }) reuses.
    */
-  commit(seq: number, tokens?: ArrayLike<number>): number {
+  commit(seq: number, tokens?: ArrayLike<number>, options: CommitOptions = {}): number {
     const s = this.get(seq);
     if (!this.prefixCache) return 0;
     const t = s.table;
@@ -199,13 +217,14 @@ export class KvManager {
         }
       }
     }
-    let blocks = t.cleanPrefixBlocks();
+    const approximate = options.approximate ?? false;
+    let blocks = t.cleanPrefixBlocks(!approximate);
     if (tokens) blocks = blocks.slice(0, Math.floor(tokens.length / this.blockSize));
     const len = blocks.length * this.blockSize;
     if (len === 0) return 0;
     const keyTokens = t.tokens.slice(0, len);
-    const before = this.tree.insert(keyTokens, blocks);
-    const m = this.tree.matchPrefix(keyTokens, len);
+    const before = this.tree.insert(keyTokens, blocks, approximate ? t.exactLength() : Infinity);
+    const m = this.tree.matchPrefix(keyTokens, len, approximate);
     this.tree.incLock(m.node);
     this.tree.decLock(s.node);
     s.node = m.node;
@@ -335,6 +354,11 @@ export class KvManager {
       const data = await this.backend.readSlots(blockSlots(leafBlocks, this.blockSize));
       // Another request may have locked, split (new blocks array) or evicted it while we read.
       if (!leaf.parent || !leaf.isLeaf || leaf.lockRef !== 0 || leaf.blocks !== leafBlocks) continue;
+      // The host tier restores runs as exact: approximate ones are dropped, not offloaded.
+      if (leaf.approx) {
+        freed += this.tree.removeLeaf(leaf);
+        continue;
+      }
       const prefix = this.tree.pathTokens(leaf.parent);
       if (this.host.put(prefix, leaf.key, data)) this.counters.offloadedBlocks += leaf.blocks.length;
       freed += this.tree.removeLeaf(leaf);
@@ -398,13 +422,14 @@ export class KvManager {
       prefix: {
         lookups: c.prefixLookups,
         hits: c.prefixHits,
+        approxHits: c.approxPrefixHits,
         hitRate: hitRate(c.prefixHits, c.prefixLookups),
         cachedTokens: this.tree.totalSize,
         evictableTokens: this.tree.evictableSize,
         protectedTokens: this.tree.protectedSize,
       },
       tokens: { reused: c.tokensReused, computed: c.tokensComputed, recomputed: c.tokensRecomputed },
-      chunks: { entries: chunk.entries, hits: c.chunkHits, misses: c.chunkMisses, diskEntries: chunk.diskEntries, diskHits: c.diskHits },
+      chunks: { entries: chunk.entries, hits: c.chunkHits, misses: c.chunkMisses, diskEntries: chunk.diskEntries, diskHits: c.diskHits, placedTokens: c.chunkTokensPlaced },
       host: { entries: this.host?.size ?? 0, hits: this.host?.hits ?? 0, offloadedBlocks: c.offloadedBlocks, restoredBlocks: c.restoredBlocks },
       evictions: { deviceBlocks: this.pool.evictions, hostEntries: this.host?.evictions ?? 0, diskEntries: chunk.diskEvictions },
       sequences: this.seqs.size,

@@ -11,6 +11,8 @@ export interface KvMetricsSnapshot {
     lookups: number;
     /** Lookups that reused at least one block. */
     hits: number;
+    /** Hits that went through approximate nodes (prefixes assembled from chunk caches). */
+    approxHits: number;
     hitRate: number;
     cachedTokens: number;
     evictableTokens: number;
@@ -24,7 +26,15 @@ export interface KvMetricsSnapshot {
     /** Reused tokens that CacheBlend recomputed anyway. */
     recomputed: number;
   };
-  chunks: { entries: number; hits: number; misses: number; diskEntries: number; diskHits: number };
+  chunks: {
+    entries: number;
+    hits: number;
+    misses: number;
+    diskEntries: number;
+    diskHits: number;
+    /** Chunk tokens whose K/V was placed from a chunk cache instead of computed. */
+    placedTokens: number;
+  };
   host: { entries: number; hits: number; offloadedBlocks: number; restoredBlocks: number };
   evictions: { deviceBlocks: number; hostEntries: number; diskEntries: number };
   sequences: number;
@@ -34,11 +44,13 @@ export interface KvMetricsSnapshot {
 export class KvCounters {
   prefixLookups = 0;
   prefixHits = 0;
+  approxPrefixHits = 0;
   tokensReused = 0;
   tokensComputed = 0;
   tokensRecomputed = 0;
   chunkHits = 0;
   chunkMisses = 0;
+  chunkTokensPlaced = 0;
   diskHits = 0;
   offloadedBlocks = 0;
   restoredBlocks = 0;

@@ -10,6 +10,12 @@
 // The tree holds one pool reference per block. Requests lock the path of the node they use
 // (inc/dec walks to the root); eviction only removes unlocked leaves, least recently used first,
 // and re-queues a parent once it becomes an unlocked leaf.
+//
+// Approximate nodes: K/V assembled from chunk caches (re-rotated, partly recomputed) is not what a
+// fresh run computes, but a later prompt with the same tokens would assemble the same thing, so it
+// is worth caching for requests that accept chunk reuse. Such nodes are marked `approx`; a plain
+// lookup stops at them, a lookup with approximate = true goes through. Along any path the exact
+// nodes come first: an exact insert over an approximate node takes its place (its blocks win).
 
 import type { BlockPool } from './block-pool';
 
@@ -23,10 +29,13 @@ export class RadixNode {
   lockRef = 0;
   lastAccess = 0;
   hits = 0;
-  constructor(key: number[], blocks: number[], parent: RadixNode | undefined) {
+  /** K/V assembled from reused chunks rather than computed in place (see the header). */
+  approx: boolean;
+  constructor(key: number[], blocks: number[], parent: RadixNode | undefined, approx = false) {
     this.key = key;
     this.blocks = blocks;
     this.parent = parent;
+    this.approx = approx;
   }
   get isLeaf(): boolean {
     return this.children.size === 0;
@@ -40,6 +49,8 @@ export interface PrefixMatch {
   blocks: number[];
   /** Deepest matched node (the root on a miss); lock it while the blocks are in use. */
   node: RadixNode;
+  /** Leading matched tokens held by exact nodes (= length unless approximate nodes matched). */
+  exactLength: number;
 }
 
 export class RadixCache {
@@ -81,7 +92,7 @@ export class RadixCache {
    * Longest cached prefix of tokens, page-aligned and at most maxLength tokens. Splits a node when
    * the match ends inside it, so the returned node covers exactly the match. Refreshes LRU times.
    */
-  matchPrefix(tokens: ArrayLike<number>, maxLength = tokens.length): PrefixMatch {
+  matchPrefix(tokens: ArrayLike<number>, maxLength = tokens.length, approximate = false): PrefixMatch {
     const B = this.blockSize;
     const limit = Math.floor(Math.min(maxLength, tokens.length) / B) * B;
     const now = ++this.clock;
@@ -89,9 +100,11 @@ export class RadixCache {
     let node = this.root;
     node.lastAccess = now;
     let pos = 0;
+    let exactLength = -1;
     while (pos < limit) {
       const child = node.children.get(pageKey(tokens, pos, B));
-      if (!child) break;
+      if (!child || (child.approx && !approximate)) break;
+      if (child.approx && exactLength < 0) exactLength = pos;
       const n = matchLength(child.key, tokens, pos, limit, B);
       if (n < child.key.length) {
         const head = this.split(child, n);
@@ -108,25 +121,37 @@ export class RadixCache {
       node = child;
       pos += n;
     }
-    return { length: pos, blocks, node };
+    return { length: pos, blocks, node, exactLength: exactLength < 0 ? pos : exactLength };
   }
 
   /**
    * Caches tokens (rounded down to whole blocks) with their blocks. The tree takes a reference on
    * each block it adopts; where a prefix is already cached the tree keeps its own blocks and the
    * caller's duplicates stay the caller's. Returns the length that was already cached.
+   * exactLength: only tokens[0, exactLength) are exact; whole blocks past it go in as approximate
+   * nodes, and exact blocks replace those of approximate nodes they match.
    */
-  insert(tokens: ArrayLike<number>, blocks: number[]): number {
+  insert(tokens: ArrayLike<number>, blocks: number[], exactLength = Infinity): number {
     const B = this.blockSize;
     const total = Math.min(Math.floor(tokens.length / B), blocks.length) * B;
+    const exactEnd = Math.min(total, Math.floor(Math.min(exactLength, total) / B) * B);
     const now = ++this.clock;
     let node = this.root;
     let pos = 0;
     while (pos < total) {
-      const child = node.children.get(pageKey(tokens, pos, B));
+      let child = node.children.get(pageKey(tokens, pos, B));
       if (!child) break;
-      const n = matchLength(child.key, tokens, pos, total, B);
+      let n = matchLength(child.key, tokens, pos, total, B);
       child.lastAccess = now;
+      if (child.approx && pos < exactEnd) {
+        // Exact K/V for (part of) an approximate node: split off that part and give it our blocks.
+        n = Math.min(n, exactEnd - pos);
+        if (n < child.key.length) child = this.split(child, n);
+        this.makeExact(child, blocks.slice(pos / B, (pos + n) / B));
+        node = child;
+        pos += n;
+        continue;
+      }
       if (n < child.key.length) {
         node = this.split(child, n);
         pos += n;
@@ -136,16 +161,32 @@ export class RadixCache {
       pos += n;
     }
     const matched = pos;
-    if (pos < total) {
-      const key = Array.from({ length: total - pos }, (_, i) => tokens[pos + i]);
-      const own = blocks.slice(pos / B, total / B);
-      for (const b of own) this.pool.incRef(b);
-      const leaf = new RadixNode(key, own, node);
-      leaf.lastAccess = now;
-      node.children.set(pageKey(key, 0, B), leaf);
-      this.evictable += key.length;
+    if (pos < exactEnd) {
+      node = this.addLeaf(node, tokens, blocks, pos, exactEnd, false, now);
+      pos = exactEnd;
     }
+    if (pos < total) this.addLeaf(node, tokens, blocks, pos, total, true, now);
     return matched;
+  }
+
+  private addLeaf(parent: RadixNode, tokens: ArrayLike<number>, blocks: number[], from: number, to: number, approx: boolean, now: number): RadixNode {
+    const B = this.blockSize;
+    const key = Array.from({ length: to - from }, (_, i) => tokens[from + i]);
+    const own = blocks.slice(from / B, to / B);
+    for (const b of own) this.pool.incRef(b);
+    const leaf = new RadixNode(key, own, parent, approx);
+    leaf.lastAccess = now;
+    parent.children.set(pageKey(key, 0, B), leaf);
+    this.evictable += key.length;
+    return leaf;
+  }
+
+  /** An approximate node takes exact blocks for its tokens (sequences using the old ones keep their own references). */
+  private makeExact(node: RadixNode, blocks: number[]): void {
+    for (const b of blocks) this.pool.incRef(b);
+    for (const b of node.blocks) this.pool.decRef(b);
+    node.blocks = blocks;
+    node.approx = false;
   }
 
   /** Locks node and its ancestors against eviction (one request using the prefix). */
@@ -253,6 +294,7 @@ export class RadixCache {
       let childLocks = 0;
       for (const c of n.children.values()) childLocks += c.lockRef;
       if (n.lockRef < childLocks) throw new Error(`lockRef ${n.lockRef} below children's ${childLocks}`);
+      if (!n.approx && n.parent.approx) throw new Error('an exact node sits under an approximate one');
       if (n.lockRef > 0) protectedTokens += n.key.length;
       else evictable += n.key.length;
       for (const b of n.blocks) {
@@ -270,7 +312,7 @@ export class RadixCache {
   private split(child: RadixNode, n: number): RadixNode {
     const B = this.blockSize;
     const parent = child.parent!;
-    const head = new RadixNode(child.key.slice(0, n), child.blocks.slice(0, n / B), parent);
+    const head = new RadixNode(child.key.slice(0, n), child.blocks.slice(0, n / B), parent, child.approx);
     head.lockRef = child.lockRef;
     head.lastAccess = child.lastAccess;
     head.hits = child.hits;

@@ -6,4 +6,4 @@ import type { Backend } from '../backend/types';
 export type KvSlotBackend = Pick<Backend, 'copySlots' | 'rotateKeys' | 'readSlots' | 'writeSlots'>;
 
 /** A backend that can also run the model (needed to encode chunks and recompute tokens). */
-export type KvComputeBackend = KvSlotBackend & Pick<Backend, 'forward' | 'config'>;
+export type KvComputeBackend = KvSlotBackend & Pick<Backend, 'forward' | 'config' | 'supportsRows'>;
