@@ -1,7 +1,14 @@
 // Inline completions for every language: turns the editor state into a CompletionQuery for the
 // session (pure logic in session.ts / postprocess.ts / context-window.ts) and the answer into
-// ghost text. When the session answered with the first line only, the provider re-triggers
-// inline suggestions once the whole completion is ready (it then comes from the cache).
+// ghost text. When the session answered with part of the completion (the first line, or the
+// text so far of a request still streaming), the provider re-offers the whole completion once it
+// is ready (it then comes from the cache).
+//
+// Re-offering is hide + trigger, not trigger alone: VS Code's explicit trigger keeps the item it
+// shows (inlineCompletionsModel sets preserveCurrentCompletion; createStateWithAppliedResults puts
+// the preserved item first and index 0 stays selected), so a bare trigger fetched the whole
+// completion and went on showing the first line. A trigger after a result that came from an
+// explicit request at the same position and version does not even fetch (UpdateRequest.satisfies).
 
 import * as vscode from 'vscode';
 import { contextWindow } from './context-window';
@@ -16,6 +23,12 @@ export interface ProviderHooks {
   onError(err: unknown): void;
   /** Other open files, for context chunks (optional). */
   openFiles?(): OpenFile[];
+}
+
+/** Replace the shown inline suggestion with a fresh one from the providers (see the header). */
+export async function reofferInlineSuggestion(): Promise<void> {
+  await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+  await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
 }
 
 export class CachetInlineProvider implements vscode.InlineCompletionItemProvider {
@@ -44,6 +57,8 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
 
     const chunks = this.hooks.openFiles ? openFileChunks(this.hooks.openFiles(), { uri: document.uri.toString(), languageId: document.languageId }, s.completion.openFilesContextTokens) : [];
 
+    // The answer is for this version of the document; a re-offer only makes sense while it holds.
+    const version = document.version;
     let answer;
     try {
       answer = await this.session.complete(
@@ -69,16 +84,15 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
     }
     if (!answer || token.isCancellationRequested) return undefined;
 
-    const version = document.version;
-    if (answer.source !== 'cache') {
-      void answer.full.then((full) => {
-        // Show the longer completion if the cursor has not moved since.
-        const ed = vscode.window.activeTextEditor;
-        if (full.length > answer.text.length && ed?.document === document && document.version === version && ed.selection.active.isEqual(position)) {
-          void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
-        }
-      });
-    }
+    const shown = answer.text;
+    void answer.full.then((full) => {
+      // Show the whole completion if it differs from what is shown and the cursor has not moved.
+      if (full.length === 0 || full === shown) return;
+      const ed = vscode.window.activeTextEditor;
+      if (ed?.document === document && document.version === version && ed.selection.active.isEqual(position)) {
+        void reofferInlineSuggestion().catch(() => undefined);
+      }
+    });
     return [new vscode.InlineCompletionItem(answer.text, new vscode.Range(position, position))];
   }
 }

@@ -1,10 +1,16 @@
 // The inline provider with a minimal stand-in for the `vscode` module: what it sends to the
-// session (windows, path, language), when it stays silent, errors, and the re-trigger once the
+// session (windows, path, language), when it stays silent, errors, and the re-offer once the
 // whole completion is ready after a first-line answer.
 import { describe, expect, it, vi } from 'vitest';
 
 const executed: string[] = [];
 const editorState: { active: unknown } = { active: undefined };
+/**
+ * The editor's inline suggestion as VS Code keeps it (workbench inlineCompletionsModel, code-server
+ * 4.139): `hide` clears it; an explicit `trigger` asks the providers again but keeps the item it
+ * shows in front (preserveCurrentCompletion), and the front item stays selected.
+ */
+const ui: { shown: string | undefined; refetch?: () => Promise<string[]> } = { shown: undefined };
 vi.mock('vscode', () => {
   class Position {
     constructor(readonly line: number, readonly character: number) {}
@@ -33,9 +39,14 @@ vi.mock('vscode', () => {
       asRelativePath: () => 'src/a.py',
     },
     commands: {
-      executeCommand: (id: string) => {
+      executeCommand: async (id: string) => {
         executed.push(id);
-        return Promise.resolve();
+        if (id === 'editor.action.inlineSuggest.hide') ui.shown = undefined;
+        if (id === 'editor.action.inlineSuggest.trigger' && ui.refetch) {
+          const fresh = await ui.refetch();
+          const list = ui.shown !== undefined ? [ui.shown, ...fresh.filter((t) => t !== ui.shown)] : fresh;
+          ui.shown = list[0];
+        }
       },
     },
   };
@@ -73,8 +84,19 @@ class Backend implements CompletionBackend {
   inputs: FimInput[] = [];
   script: string[] = [];
   fail?: Error;
+  /** Each chunk (and the end) in its own timer tick, as from the worker. */
+  stepped = false;
   start(input: FimInput, _o: unknown, sink: Parameters<CompletionBackend['start']>[2]) {
     this.inputs.push(input);
+    if (this.stepped) {
+      const steps = [...this.script.map((t) => () => sink.onText(t)), () => sink.onDone('eog')];
+      const next = () => {
+        steps.shift()?.();
+        if (steps.length) setTimeout(next, 0);
+      };
+      setTimeout(next, 0);
+      return { cancel() {} };
+    }
     setTimeout(() => {
       if (this.fail) return sink.onError(this.fail);
       for (const t of this.script) sink.onText(t);
@@ -141,22 +163,40 @@ describe('CachetInlineProvider', () => {
     expect((errors[0] as Error).message).toBe('model file not found');
   });
 
-  it('re-triggers inline suggestions when the full completion is longer than the first line shown', async () => {
+  it('re-offers the whole completion once it is ready, replacing the first line shown', async () => {
     executed.length = 0;
     const d = doc('def f(x):\n');
     const pos = new vscode.Position(0, 9);
     editorState.active = { document: d, selection: { active: pos }, options: { tabSize: 4 } };
     const be = new Backend();
     be.script = ['\n    y = x', '\n    return y\n'];
+    be.stepped = true;
     const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: () => undefined });
-    const items = (await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[];
-    expect(items[0].insertText).toBe('\n    y = x');
+    const provide = async () => ((await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[] | undefined)?.map((i) => i.insertText) ?? [];
+    ui.refetch = provide;
+    const first = await provide();
+    expect(first).toEqual(['\n    y = x']);
+    ui.shown = first[0];
     await new Promise((r) => setTimeout(r, 10));
-    expect(executed).toEqual(['editor.action.inlineSuggest.trigger']);
-    // The re-query is served from the cache with the whole completion.
-    const again = (await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[];
-    expect(again[0].insertText).toBe('\n    y = x\n    return y');
+    // The re-query is served from the cache with the whole completion, and the editor shows it.
+    expect(ui.shown).toBe('\n    y = x\n    return y');
+    expect(executed).toEqual(['editor.action.inlineSuggest.hide', 'editor.action.inlineSuggest.trigger']);
     expect(be.inputs).toHaveLength(1);
+    editorState.active = undefined;
+    ui.refetch = undefined;
+  });
+
+  it('does not re-offer once the cursor moved', async () => {
+    executed.length = 0;
+    const d = doc('def f(x):\n');
+    const pos = new vscode.Position(0, 9);
+    const be = new Backend();
+    be.script = ['\n    y = x', '\n    return y\n'];
+    const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: () => undefined });
+    editorState.active = { document: d, selection: { active: new vscode.Position(0, 3) }, options: { tabSize: 4 } };
+    await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(executed).toEqual([]);
     editorState.active = undefined;
   });
 });
