@@ -37,6 +37,7 @@ if [ "${1:-}" = --run ]; then
       --ctx "$ctx" --prefill-ctx 4096 --decode 64 --profile 2 --chunk 512 \
       --out "$out/cachet-$tag.json" > "$out/cachet-$tag.log" 2>&1 || echo "cachet $tag: exit $?"
     tail -n 30 "$out/cachet-$tag.log"
+    [ "${CACHET_BENCH_SKIP_LLAMA:-0}" = 1 ] && continue
     timeout "${CACHET_BENCH_TIMEOUT:-200}" node dist/bench-gpu-llama.js --llama "$llama" \
       --model "/tmp/cachet-bench-$shape-$quant.gguf" --ctx "$ctx" --passes 2 --decode 64 --batch 2048 \
       --out "$out/llama-$tag.json" > "$out/llama-$tag.log" 2>&1 || echo "llama $tag: exit $?"

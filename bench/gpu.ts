@@ -260,6 +260,18 @@ async function main(): Promise<void> {
       families[f] = v.ns / 1000 / Math.max(1, profileSteps);
       gpuUs += families[f]!;
     }
+    // per-family GPU time of one prefill chunk after the context (where prefill is timed)
+    let prefillFamilies: Record<string, number> | undefined;
+    if (prefillCtx.has(ctx) && profileSteps > 0) {
+      const p1 = p0 + profileSteps;
+      const n = Math.min(chunk, slots.length - p1);
+      backend.kernelTimes.clear();
+      backend.setProfiling(true);
+      await backend.forwardGreedy({ tokens: Int32Array.from({ length: n }, (_, i) => tokenAt(p1 + i)), positions: Int32Array.from({ length: n }, (_, i) => p1 + i), context: slots.subarray(0, p1 + n), logits: 'last' });
+      backend.setProfiling(false);
+      prefillFamilies = {};
+      for (const [f, v] of backend.kernelTimes) prefillFamilies[f] = v.ns / 1000;
+    }
     const bytesPerToken = fileWeightBytes + kvBytesPerToken * ctx;
     const floorTps = bandwidth / bytesPerToken;
     const row = {
@@ -274,6 +286,7 @@ async function main(): Promise<void> {
       fractionOfFloor: decodeTps / floorTps,
       profiledGpuUsPerToken: gpuUs,
       kernelUsPerToken: families,
+      ...(prefillFamilies ? { prefillChunkTokens: chunk, prefillKernelUsPerChunk: prefillFamilies } : {}),
     };
     rows.push(row);
     if (out) writeResult(out, { partial: true, shape: shapeName, quant, results: rows });
@@ -307,6 +320,11 @@ async function main(): Promise<void> {
   console.log(`\n| kernel family (µs/token) | ${rows.map((r) => `ctx ${r.context}`).join(' | ')} |`);
   console.log(`| --- | ${rows.map(() => '---:').join(' | ')} |`);
   for (const f of fams) console.log(`| ${f} | ${rows.map((r) => fmt((r.kernelUsPerToken as Record<string, number>)[f] ?? 0)).join(' | ')} |`);
+  for (const r of rows.filter((r) => r.prefillKernelUsPerChunk)) {
+    const pf = r.prefillKernelUsPerChunk as Record<string, number>;
+    console.log(`\n| prefill kernel family (µs per ${chunk}-token chunk at ctx ${r.context}) | µs |\n| --- | ---: |`);
+    for (const [f, us] of Object.entries(pf)) console.log(`| ${f} | ${fmt(us)} |`);
+  }
   if (out) writeResult(out, result);
   await backend.dispose();
   gguf.close();

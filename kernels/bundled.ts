@@ -12,5 +12,6 @@ import attention from './attention.wgsl';
 import argmax from './argmax.wgsl';
 import kv from './kv.wgsl';
 import matvecFused from './matvec-fused.wgsl';
+import attentionDecode from './attention-decode.wgsl';
 
-export const KERNEL_SOURCES = { reduce, dequant, 'kv-access': kvAccess, matmul, norm, rope, elementwise, attention, argmax, kv, 'matvec-fused': matvecFused };
+export const KERNEL_SOURCES = { reduce, dequant, 'kv-access': kvAccess, matmul, norm, rope, elementwise, attention, argmax, kv, 'matvec-fused': matvecFused, 'attention-decode': attentionDecode };

@@ -49,14 +49,24 @@ fn dot16(q: vec4<u32>, x0: u32) -> f32 {
 }
 //#endif
 
+//#if XS
+// x (normalised when the norm is fused) staged once per workgroup: the dot loops then read
+// shared memory instead of re-reading X and NW from cache for every weight chunk.
+var<workgroup> xs: array<vec4<f32>, $XS4>;
+//#endif
+
 var<private> x_base: u32;     // first vec4 of this token's x row
 var<private> x_scale: f32;    // rms-norm scale (1 without the norm)
 var<private> use_norm: bool;
 
 fn xin(j: u32) -> vec4<f32> {
+//#if XS
+  return xs[j];
+//#else
   let v = X[x_base + j];
   if (use_norm) { return v * x_scale * NW[j]; }
   return v;
+//#endif
 }
 
 //#if Q8R
@@ -154,11 +164,21 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   x_base = (p.x_row0 + m) * k4;
   use_norm = (p.flags & 1u) != 0u;
   x_scale = 1.0;
+//#if XS
+  var ss = 0.0;
+  for (var j = lid; j < k4; j += 256u) { let v = X[x_base + j]; xs[j] = v; ss += dot(v, v); }
+  if ((p.flags & 1u) != 0u) {
+    x_scale = inverseSqrt(reduce_sum(ss, lid) / f32(p.k) + p.eps);   // its barriers publish xs
+    for (var j = lid; j < k4; j += 256u) { xs[j] = xs[j] * x_scale * NW[j]; }
+  }
+  workgroupBarrier();
+//#else
   if ((p.flags & 1u) != 0u) {
     var ss = 0.0;
     for (var j = lid; j < k4; j += 256u) { let v = X[x_base + j]; ss += dot(v, v); }
     x_scale = inverseSqrt(reduce_sum(ss, lid) / f32(p.k) + p.eps);
   }
+//#endif
   let r = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
   let lane = lid & 31u;
   let swiglu = (p.flags & 2u) != 0u;

@@ -52,8 +52,10 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
   const kv = randoms(slotsTotal * kvh * dim, 52, 2);
   const vv = randoms(slotsTotal * kvh * dim, 53);
   const splits = Math.ceil(nCtx / chunk);
-  const pp = pipes.get('attention', entry);
-  const pc = pipes.get('attention', 'attn_combine');
+  const split = entry === 'attn_split';
+  const layout = `${heads / kvh},${dim}`;
+  const pp = split ? pipes.get('attention-decode', entry, layout) : pipes.get('attention', entry);
+  const pc = split ? pipes.get('attention-decode', 'attn_merge', layout) : pipes.get('attention', 'attn_combine');
   const OP = buf(H, new Float32Array(n * heads * splits * (dim + 2)));
   const O = buf(H, new Float32Array(n * heads * dim));
   const entries = {
@@ -67,7 +69,7 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
     // writes O directly: one workgroup per 16 queries and head
     await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], Math.ceil(n / 16), heads, 1);
   } else {
-    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' ? kvh : heads, n);
+    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' || split ? kvh : heads, n);
     await run(H, pc, [pipes.bind(pc, 0, entries), pipes.bind(pc, 1, { 0: KC, 1: VC })], heads, n);
   }
   const want = cpuAttention(q, kvRound(kv, f16), kvRound(vv, f16), ctxSlots, n, heads, kvh, dim);
@@ -91,6 +93,19 @@ describe('attention kernels', () => {
   test('attn_decode fallback path: f32 KV, no subgroups, 8 heads per KV head, head_dim 32', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runAttention(h.altPipes, 1, 130, 32, 128, 'attn_decode', 8, 1)).toBeLessThan(2e-5);
+  });
+  test('attn_split + attn_merge (layout-specialised flash decoding): G 6 / 7 / 1, head_dim 128 / 64', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    // 2 queries: the second sees one more key; the last split is short
+    expect(await runAttention(h.pipes, 2, 300, 128, 64, 'attn_split', 12, 2)).toBeLessThan(2e-5);
+    // 7B-like group of 7, full 256-key splits
+    expect(await runAttention(h.pipes, 1, 600, 128, 256, 'attn_split', 14, 2)).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 1, 45, 64, 32, 'attn_split', 7, 1)).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 1, 70, 64, 32, 'attn_split', 2, 2)).toBeLessThan(2e-5);
+  });
+  test('attn_split fallback path: f32 KV, no subgroups, 8 heads per KV head, head_dim 32', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runAttention(h.altPipes, 1, 130, 32, 64, 'attn_split', 8, 1)).toBeLessThan(2e-5);
   });
   test('attn_prefill (16-query blocks, K/V tiles in shared memory): 21 queries after 40 cached keys', async (ctx) => {
     if (!h) return ctx.skip(skip);

@@ -32,7 +32,7 @@ function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float64Array {
   return Float64Array.from(x, (v, i) => (v / Math.sqrt(ms + eps)) * w[i]!);
 }
 
-async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number }) {
+async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number; staged?: boolean }) {
   const H = h!;
   const { rows, k } = opts;
   const mats = rows.map((n, i) => (n ? q8(n, k, 100 + i) : undefined));
@@ -43,7 +43,8 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
   const prev = randoms(opts.tokens * rows[0], 30);
   const eps = 1e-6;
   const flags = (opts.norm ? 1 : 0) | (opts.swiglu ? 2 : 0) | (opts.accumulate ? 4 : 0) | (opts.bias ? 8 | 16 | 32 : 0);
-  const p = pipes.get('matvec-fused', 'matvec_fused', 'q8r');
+  // staged: x (normalised) copied to workgroup memory first, as the backend does when it fits
+  const p = pipes.get('matvec-fused', 'matvec_fused', opts.staged ? `q8r|xs${k / 4}` : 'q8r');
   const dummyW = buf(H, new Uint32Array(4));
   const Y = rows.map((n, i) => buf(H, i === 0 && opts.accumulate ? prev : new Float32Array(Math.max(1, opts.tokens * n))));
   const g = pipes.bind(p, 0, {
@@ -80,14 +81,18 @@ describe('fused q8r matvec', () => {
     const o = { rows: [29, 13, 13] as [number, number, number], k: 192, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 0 };
     expect(await runFused(h.pipes, o)).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, o)).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { ...o, staged: true })).toBeLessThan(2e-5);
+    expect(await runFused(h.altPipes, { ...o, staged: true })).toBeLessThan(2e-5);
   });
   test('gate/up with SwiGLU and RMS norm, two tokens', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0 })).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0, staged: true })).toBeLessThan(2e-5);
   });
   test('single matrix accumulating into the residual, reading a later row of x (LM-head style)', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2 })).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2, staged: true })).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, { rows: [33, 0, 0], k: 96, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 1 })).toBeLessThan(2e-5);
   });
 });
@@ -95,7 +100,7 @@ describe('fused q8r matvec', () => {
 describe('fused matvec, generic formats (per-matrix dequant)', () => {
   const FORMAT_NAMES: Partial<Record<GgmlType, string>> = { [GgmlType.F32]: 'f32', [GgmlType.F16]: 'f16', [GgmlType.Q8_0]: 'q8_0', [GgmlType.Q4_0]: 'q4_0', [GgmlType.Q4_K]: 'q4_k', [GgmlType.Q6_K]: 'q6_k' };
 
-  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean) {
+  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean, staged = false) {
     const H = h!;
     const mats = types.map((t, i) => {
       const bytes = quantize(t, randoms(rows[i]! * k, 200 + i));
@@ -105,7 +110,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     const nw = randoms(k, 10);
     const eps = 1e-6;
     const xin = rmsNorm(x, nw, eps);
-    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(','));
+    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(',') + (staged ? `|xs${k / 4}` : ''));
     const Y = rows.map((n) => buf(H, new Float32Array(Math.max(1, n))));
     const g = pipes.bind(p, 0, {
       0: buf(H, mats[0]!.bytes), 1: buf(H, mats[1]!.bytes), 2: buf(H, mats[2]!.bytes), 3: buf(H, x), 4: buf(H, nw),
@@ -127,6 +132,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
   test('q/k/v as Q4_K, Q6_K, Q4_0 (a Q4_K_M-style mix) with RMS norm', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false)).toBeLessThan(2e-5);
+    expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false, true)).toBeLessThan(2e-5);
   });
   test('gate F16, up Q8_0 file blocks, SwiGLU; no-subgroup fallback', async (ctx) => {
     if (!h) return ctx.skip(skip);

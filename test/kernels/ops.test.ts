@@ -87,8 +87,24 @@ describe('argmax kernel', () => {
     l[2 * len + 999] = 9; // row 2: last element
     const p = h.pipes.get('argmax', 'argmax');
     const out = buf(h, new Uint32Array(rows));
-    const g = h.pipes.bind(p, 0, { 0: buf(h, l), 1: out, 2: uni(h, [len, 0, 0, 0]) });
+    const g = h.pipes.bind(p, 0, { 0: buf(h, l), 1: out, 2: uni(h, [len, 0, 0, 0]), 3: buf(h, new Uint32Array(4)) });
     await run(h, p, [g], rows);
     expect([...(await readU32(h, out, rows))]).toEqual([17, 3, 999]);
+  });
+  test('two-stage argmax (row split over parts): ties across parts keep the lowest index', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    const len = 5003;
+    const rows = 2;
+    const parts = 7; // 715 per part: the ties below sit in different parts
+    const l = randoms(rows * len, 22);
+    l[4000] = 6; l[800] = 6; l[5002] = 6; // row 0: tie across parts -> 800
+    l[len + 5002] = 8; // row 1: last element of the last (short) part
+    const pp = h.pipes.get('argmax', 'argmax_part');
+    const pf = h.pipes.get('argmax', 'argmax_final');
+    const out = buf(h, new Uint32Array(rows));
+    const entries = { 0: buf(h, l), 1: out, 2: uni(h, [len, parts, 0, 0]), 3: buf(h, new Uint32Array(2 * rows * parts)) };
+    await run(h, pp, [h.pipes.bind(pp, 0, entries)], parts, rows);
+    await run(h, pf, [h.pipes.bind(pf, 0, entries)], rows);
+    expect([...(await readU32(h, out, rows))]).toEqual([800, 5002]);
   });
 });

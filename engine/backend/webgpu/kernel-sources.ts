@@ -2,7 +2,7 @@
 // them through kernels/bundled.ts; under vitest that import cannot be parsed, so the files are read
 // from disk instead. Both paths are lazy so importing the backend registry never touches WGSL.
 
-export const KERNEL_FILES = ['reduce', 'dequant', 'kv-access', 'matmul', 'norm', 'rope', 'elementwise', 'attention', 'argmax', 'kv', 'matvec-fused'] as const;
+export const KERNEL_FILES = ['reduce', 'dequant', 'kv-access', 'matmul', 'norm', 'rope', 'elementwise', 'attention', 'argmax', 'kv', 'matvec-fused', 'attention-decode'] as const;
 export type KernelFile = (typeof KERNEL_FILES)[number];
 export type KernelSources = Record<KernelFile, string>;
 

@@ -28,10 +28,17 @@ const FAMILY_FILES: Record<string, KernelFile[]> = {
   argmax: ['argmax'],
   kv: ['kv-access', 'kv'],
   'matvec-fused': ['reduce', 'matvec-fused'],
+  // specialised per head layout: wtype is "G,HD" (query heads per KV head, head dim)
+  'attention-decode': ['kv-access', 'attention-decode'],
 };
 
 // Workgroup size ($WG) per family where it differs from the default.
-const FAMILY_WG: Record<string, number> = { 'matvec-fused': 256 };
+const FAMILY_WG: Record<string, number> = { 'matvec-fused': 256, 'attention-decode': 128 };
+
+/** Whether attention-decode.wgsl supports a head layout (G query heads per KV head, head dim). */
+export function decodeAttentionFits(group: number, headDim: number): boolean {
+  return group >= 1 && group <= 8 && headDim % 16 === 0 && headDim >= 32 && headDim <= 128;
+}
 
 export type KernelFamily = keyof typeof FAMILY_FILES;
 
@@ -73,6 +80,12 @@ export class Pipelines {
     const defines: Record<string, string | number | boolean> = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
     let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
     if (family === 'matvec-fused') {
+      // 'FORMATS|xsN': x staged in N vec4 of workgroup memory (0: read from X)
+      const [formats, stage] = wtype.split('|') as [string, string | undefined];
+      const xs4 = Number(stage?.replace('xs', '') ?? 0);
+      defines.XS = xs4 > 0;
+      defines.XS4 = Math.max(1, xs4);
+      wtype = formats;
       // 'q8r', or 'a,b,c': the format of each of the three weight buffers
       defines.Q8R = wtype === 'q8r';
       if (wtype !== 'q8r') {
@@ -83,6 +96,10 @@ export class Pipelines {
         });
         body = copies.join('\n') + '\n' + body;
       }
+    }
+    if (family === 'attention-decode') {
+      const [g, hd] = wtype.split(',').map(Number) as [number, number];
+      Object.assign(defines, { G: g, HD: hd, GHD: g * hd, GKMAX: g * 256, GSTAT: g * 128, GVS: g * 128, GWPL2: (g * hd) / 8 });
     }
     const header = this.options.subgroups ? 'enable subgroups;\n' : '';
     return header + preprocess(body, defines);

@@ -12,7 +12,7 @@ import type { Backend, BackendOptions, ForwardResult, MemoryStats, SequenceBatch
 import { bufferFrom, emptyBuffer, grid, readBuffer, uniformBytes, uniformFrom } from './buffers';
 import { BufferUsage, createGpuDevice, MapMode, withErrorScope, type GpuContext } from './device';
 import { loadKernelSources } from './kernel-sources';
-import { KERNEL_WEIGHT_TYPES, Pipelines, type KernelFamily } from './pipelines';
+import { decodeAttentionFits, KERNEL_WEIGHT_TYPES, Pipelines, type KernelFamily } from './pipelines';
 import { checkRope, ropeTable } from './rope-table';
 
 export interface WebGpuBackendOptions extends BackendOptions {
@@ -31,6 +31,8 @@ export interface WebGpuBackendOptions extends BackendOptions {
    * rope_qkv). Default true; false runs only the generic kernels (a fallback if a driver misbehaves).
    */
   fusedKernels?: boolean;
+  /** Logits per workgroup of the two-stage GPU argmax (default 1024; tests use small values). */
+  argmaxPartLen?: number;
 }
 
 /** A weight matrix on the GPU: rows = output features, k = input features. */
@@ -87,6 +89,9 @@ interface LayerOps {
   attnPartial: Op;
   /** GQA-grouped decode attention, when the head layout allows it. */
   attnDecode?: Op;
+  /** Flash decoding specialised for the head layout (attention-decode.wgsl): split + merge. */
+  attnSplit?: Op;
+  attnMerge?: Op;
   /** Query-block prefill attention with K/V tiles in shared memory (head_dim <= 128). */
   attnPrefill?: Op;
   attnCombine: Op;
@@ -106,6 +111,12 @@ const MAX_LOGIT_ROWS = 32;
 /** Partial-attention budget: splits x queries per head per step (flash decoding spreads a long
  * context over many workgroups; prefill has enough queries already). */
 const SPLIT_BUDGET = 256;
+/** attention-decode.wgsl: keys per split at most, and the workgroups a decode step aims for
+ * (about two per SM on an H100, so even one KV head's short context fills the GPU). */
+const DECODE_SPLIT_KEYS = 256;
+const DECODE_TARGET_GROUPS = 256;
+/** Logits per workgroup of the two-stage argmax (a row of more than this is split). */
+const ARGMAX_PART_LEN = 1024;
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
@@ -145,6 +156,7 @@ export class WebGpuBackend implements Backend {
   private logitsRead!: GPUBuffer;
   private argmaxOut!: GPUBuffer;
   private argmaxRead!: GPUBuffer;
+  private argmaxPartial!: GPUBuffer;
   private ctxBuf!: GPUBuffer;
   private tokBuf!: GPUBuffer;
   private ropeCs!: GPUBuffer;
@@ -163,6 +175,10 @@ export class WebGpuBackend implements Backend {
   private head!: MatOp;
   private headLast!: Op;
   private argmax!: Op;
+  private argmaxPart!: Op;
+  private argmaxFinal!: Op;
+  private argmaxParts = 1;
+  private readonly argmaxPartLen: number;
   private argmaxParams!: GPUBuffer;
   private headMatrix!: GpuMatrix;
   private headFused: Op | undefined;
@@ -179,6 +195,7 @@ export class WebGpuBackend implements Backend {
     this.maxTokens = Math.max(1, Math.floor(options.maxBatchTokens ?? 256));
     this.profile = !!options.profile && gpu.features.timestamps;
     this.useFused = options.fusedKernels ?? true;
+    this.argmaxPartLen = Math.max(1, Math.floor(options.argmaxPartLen ?? ARGMAX_PART_LEN));
   }
 
   // ---------------------------------------------------------------- setup
@@ -338,7 +355,9 @@ export class WebGpuBackend implements Backend {
     this.attnParams = emptyBuffer(this.device, 32, 'attn_params', U);
     this.headNormParams = emptyBuffer(this.device, 16, 'head_norm_params', U);
     this.headParamsLast = emptyBuffer(this.device, 32, 'head_params_last', U);
-    this.argmaxParams = uniformFrom(this.device, [c.vocabSize, 0, 0, 0]);
+    this.argmaxParts = Math.min(256, Math.ceil(c.vocabSize / this.argmaxPartLen));
+    this.argmaxParams = uniformFrom(this.device, [c.vocabSize, this.argmaxParts, 0, 0]);
+    this.argmaxPartial = mk('argmax_partial', logitRows * this.argmaxParts * 8);
     this.dummy = mk('dummy', 16);
     this.dummyRw = mk('dummy_rw', 16);
     this.dummyRw2 = mk('dummy_rw2', 16);
@@ -380,7 +399,11 @@ export class WebGpuBackend implements Backend {
     const n = [0, 1, 2].map((i) => (mats[i] && !(swiglu && i === 1) ? mats[i]!.rows : 0));
     // q8r: one kernel reading 16 weights per load; other formats: per-matrix dequant functions
     const q8r = mats.every((m) => m.wtype === 'q8r');
-    const wtype = q8r ? 'q8r' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
+    const formats = q8r ? 'q8r' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
+    // stage x in workgroup memory when it fits beside the kernel's 2 KiB of reduction scratch
+    const k4 = mats[0]!.k / 4;
+    const xs = 16 * k4 + 2560 <= this.gpu.limits.maxComputeWorkgroupStorageSize ? k4 : 0;
+    const wtype = `${formats}|xs${xs}`;
     const off = (m: GpuMatrix | undefined) => (m ? (q8r ? m.scaleOff : m.rowBytes) : 0);
     const p = params ?? uniformFrom(this.device, [n[0]!, n[1]!, n[2]!, mats[0]!.k, off(mats[0]), off(mats[1]), off(mats[2]), flags | bias, c.norm.eps, 0], [8]);
     if (!params) this.allBuffers.push(p);
@@ -428,6 +451,8 @@ export class WebGpuBackend implements Backend {
     this.allBuffers.push(embParams);
     this.embed = this.op('matmul', 'get_rows', embd.wtype, { 0: embd.buffer, 1: this.dummy, 2: this.x, 3: this.dummy, 4: embParams, 5: this.step, 6: this.tokBuf });
 
+    const group = c.nHeads / c.nKvHeads;
+    const splitLayout = decodeAttentionFits(group, c.headDim) ? `${group},${c.headDim}` : undefined;
     for (const L of this.layers) {
       const kv = { 0: L.kCache, 1: L.vCache };
       const ropeCommon = { 1: this.ropeCs, 3: this.step };
@@ -443,6 +468,8 @@ export class WebGpuBackend implements Backend {
         ropeQkv: this.op('rope', 'rope_qkv', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQkvParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
         attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
+        attnSplit: splitLayout ? this.op('attention-decode', 'attn_split', splitLayout, attnG, kv) : undefined,
+        attnMerge: splitLayout ? this.op('attention-decode', 'attn_merge', splitLayout, attnG, kv) : undefined,
         attnPrefill: c.headDim <= 128 && c.headDim % 4 === 0 ? this.op('attention', 'attn_prefill', 'f32', attnG, kv) : undefined,
         attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
         o: this.matOp(L.o, this.attn, this.x, true, 'attn_out'),
@@ -464,7 +491,10 @@ export class WebGpuBackend implements Backend {
       // final norm + LM head on row x_row0 in one dispatch; x_row0 is written per step
       this.headFused = this.fusedOp([head], this.x, outNorm, [this.logits], 1, 'lm_head', this.headFusedParams);
     }
-    this.argmax = this.op('argmax', 'argmax', 'f32', { 0: this.logits, 1: this.argmaxOut, 2: this.argmaxParams });
+    const argG = { 0: this.logits, 1: this.argmaxOut, 2: this.argmaxParams, 3: this.argmaxPartial };
+    this.argmax = this.op('argmax', 'argmax', 'f32', argG);
+    this.argmaxPart = this.op('argmax', 'argmax_part', 'f32', argG, undefined, 'argmax');
+    this.argmaxFinal = this.op('argmax', 'argmax_final', 'f32', argG, undefined, 'argmax');
   }
 
   // ---------------------------------------------------------------- encoding
@@ -626,14 +656,29 @@ export class WebGpuBackend implements Backend {
     return logits;
   }
 
+  /**
+   * Split of an nCtx-key context for attention-decode.wgsl: enough splits for about
+   * DECODE_TARGET_GROUPS workgroups, 32..DECODE_SPLIT_KEYS keys each (a multiple of 32), and no
+   * more splits x queries than the partials buffer holds; undefined when the context is too long.
+   */
+  private decodeSplits(nCtx: number, m: number): { keys: number; splits: number } | undefined {
+    const want = Math.max(1, Math.ceil(DECODE_TARGET_GROUPS / (this.config.nKvHeads * m)));
+    const keys = Math.min(DECODE_SPLIT_KEYS, Math.max(32, 32 * Math.ceil(nCtx / (32 * want))));
+    const splits = Math.ceil(nCtx / keys);
+    return splits * m <= SPLIT_BUDGET ? { keys, splits } : undefined;
+  }
+
   /** Encodes one step of m tokens: all layers, then the LM head for `rows` rows. */
   private encodeStep(m: number, nPast: number, rows: number, allRows: boolean, greedy: boolean): void {
     const c = this.config;
     const nCtx = nPast + m;
-    // Split-K: with few queries, spread the context over more workgroups.
+    // Split-K: with few queries, spread the context over more workgroups. The specialised decode
+    // kernel takes at most DECODE_SPLIT_KEYS keys per split and aims at DECODE_TARGET_GROUPS
+    // workgroups; the partials buffer holds SPLIT_BUDGET splits x queries.
+    const split = this.useFused && m <= MATVEC_MAX_TOKENS && this.ops[0]?.attnSplit ? this.decodeSplits(nCtx, m) : undefined;
     const targetSplits = Math.max(1, Math.floor(SPLIT_BUDGET / m));
-    const keysPerSplit = 32 * Math.ceil(nCtx / (32 * targetSplits));
-    const splits = Math.ceil(nCtx / keysPerSplit);
+    const keysPerSplit = split?.keys ?? 32 * Math.ceil(nCtx / (32 * targetSplits));
+    const splits = split?.splits ?? Math.ceil(nCtx / keysPerSplit);
     this.device.queue.writeBuffer(this.attnParams, 0, uniformBytes([c.nHeads, c.nKvHeads, c.headDim, keysPerSplit, splits, 1 / Math.sqrt(c.headDim), 0, 0], [5]));
     const ropeGroups = (heads: number) => Math.ceil((m * heads * c.headDim) / 2 / 64);
     const ffGroups = grid(Math.ceil((m * c.nFf) / 256));
@@ -664,9 +709,14 @@ export class WebGpuBackend implements Backend {
       if (L.attnPrefill && m > MATVEC_MAX_TOKENS && this.useFused) {
         this.dispatch(L.attnPrefill, Math.ceil(m / 16), c.nHeads);
       } else {
-        if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
-        else this.dispatch(L.attnPartial, splits, c.nHeads, m);
-        this.dispatch(L.attnCombine, c.nHeads, m);
+        if (split) {
+          this.dispatch(L.attnSplit!, splits, c.nKvHeads, m);
+          this.dispatch(L.attnMerge!, c.nHeads, m);
+        } else {
+          if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
+          else this.dispatch(L.attnPartial, splits, c.nHeads, m);
+          this.dispatch(L.attnCombine, c.nHeads, m);
+        }
       }
       if (F) {
         const [ox, oy] = fusedGrid(c.nEmbd);
@@ -705,7 +755,10 @@ export class WebGpuBackend implements Backend {
       const [gx, gy] = grid(h.rows);
       this.dispatch(this.headLast, gx, gy, 1);
     }
-    if (greedy) this.dispatch(this.argmax, rows);
+    if (greedy && this.useFused && this.argmaxParts > 1) {
+      this.dispatch(this.argmaxPart, this.argmaxParts, rows);
+      this.dispatch(this.argmaxFinal, rows);
+    } else if (greedy) this.dispatch(this.argmax, rows);
   }
 
   // ---------------------------------------------------------------- KV maintenance

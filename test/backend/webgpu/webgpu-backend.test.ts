@@ -80,6 +80,27 @@ describe('webgpu backend matches the reference backend', () => {
     }
   });
 
+  test('head_dim 32 with 6 query heads per KV head: layout-specialised decode attention and two-stage argmax', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const w = weightsFor({ arch: 'qwen2', quant: 'Q8_0', seed: 9, layers: 2, dims: 192, heads: 6, kvHeads: 1, ff: 256 });
+    const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
+    const gpu = (await createWebGpuBackend(w, { kvSlots: 64, kvF16: true, argmaxPartLen: 64 })) as WebGpuBackend;
+    try {
+      const { diff, refTokens, gpuTokens } = await compare(ref, gpu, PROMPT, 6);
+      expect(gpuTokens).toEqual(refTokens);
+      expect(diff).toBeLessThan(1e-2);
+      expect(new Set(refTokens).size).toBeGreaterThan(1);
+      // decode steps through forwardGreedy use argmax_part/argmax_final (vocab split into 64-logit parts)
+      const slots = Int32Array.from({ length: PROMPT.length + 3 }, (_, i) => i);
+      const [r] = await ref.forward([batch(PROMPT, 0, slots.subarray(0, PROMPT.length), 'last')]);
+      const want = argmax(r!.logits, 0, ref.config.vocabSize);
+      const got = await gpu.forwardGreedy(batch(PROMPT, 0, slots.subarray(0, PROMPT.length), 'last'));
+      expect(got[0]).toBe(want);
+    } finally {
+      await gpu.dispose();
+    }
+  });
+
   test('f16 KV cache and one-shot prefill: greedy tokens identical, logits within 1e-2', async (ctx) => {
     if (skip) return ctx.skip(skip);
     const w = weightsFor(MODELS[0]![1]);
