@@ -323,6 +323,12 @@ export class ChunkCache implements KvStatsSource {
     }
   }
 
+  /** Drops the memory tier (the disk store stays). */
+  clearMemory(): void {
+    this.memory.clear();
+    this.memoryBytes = 0;
+  }
+
   stats(): { entries: number; diskEntries: number; diskBytes: number; diskEvictions: number } {
     const disk = this.store?.usage() ?? { entries: 0, bytes: 0 };
     return { entries: this.memory.size, diskEntries: disk.entries, diskBytes: disk.bytes, diskEvictions: this.store?.evictions ?? 0 };

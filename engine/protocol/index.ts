@@ -17,6 +17,12 @@ export const PROTOCOL_VERSION = 1;
 export type BackendChoice = 'auto' | 'webgpu' | 'onnx' | 'reference';
 export type BackendName = 'webgpu' | 'onnx' | 'reference';
 
+/**
+ * Reuse of repository-context chunk K/V at new positions: 'off' (exact: only the radix prefix
+ * cache), 'rotate' (RoPE re-rotation), 'blend' (re-rotation + CacheBlend selective recompute).
+ */
+export type ChunkReuseMode = 'off' | 'rotate' | 'blend';
+
 /** Scheduling class: interactive completions preempt chat, chat preempts background warm-up. */
 export type Priority = 'interactive' | 'chat' | 'background';
 
@@ -123,6 +129,10 @@ export interface LoadModelRequest {
   threads?: number;
   /** Directory for on-disk chunk caches; absent = memory only. */
   cacheDir?: string;
+  /** Chunk K/V reuse for FIM repository context (default 'off': outputs stay exact). */
+  chunkReuse?: ChunkReuseMode;
+  /** CacheBlend recompute fraction for chunkReuse 'blend' (default 0.15). */
+  chunkBlendRatio?: number;
 }
 
 export interface CompleteRequest extends GenerationOptions {
@@ -310,6 +320,8 @@ export interface MetricsSnapshot {
     /** Prefix cache lookups that reused >= 1 token / all lookups. */
     hitRate: number;
     evictions: number;
+    /** Chunk caches (present when the engine runs with chunkReuse other than 'off'). */
+    chunks?: ChunkMetrics;
   };
   speculative: { drafted: number; accepted: number; acceptanceRate: number };
   latency: { ttftP50Ms: number; ttftP99Ms: number; lastTtftMs: number; lastTokensPerSecond: number };
@@ -325,6 +337,29 @@ export interface MetricsSnapshot {
     /** Sequences pushed out of KV memory and resumed later. */
     preempted: number;
   };
+}
+
+/** Per-chunk KV reuse (repository-context chunks placed from chunk caches). */
+export interface ChunkMetrics {
+  mode: ChunkReuseMode;
+  /** CacheBlend recompute fraction (0 for 'rotate'). */
+  blendRatio: number;
+  /** Chunk K/V entries in memory. */
+  entries: number;
+  /** Chunks served from the cache / encoded because they were not there. */
+  hits: number;
+  misses: number;
+  diskEntries: number;
+  diskHits: number;
+  diskBytes: number;
+  /** Chunk tokens whose K/V was placed instead of computed. */
+  placedTokens: number;
+  /** Placed tokens CacheBlend recomputed anyway. */
+  recomputedTokens: number;
+  /** Prefix-cache hits that reused K/V assembled from chunks by an earlier request. */
+  approxPrefixHits: number;
+  /** Assemblies that failed and were served by a plain prefill instead. */
+  fallbacks: number;
 }
 
 export interface MetricsEvent {
@@ -469,6 +504,8 @@ export function validateRequest(msg: unknown): string | undefined {
     case 'loadModel':
       if (typeof m.path !== 'string') return 'loadModel: path must be a string';
       if (!['auto', 'webgpu', 'onnx', 'reference'].includes(m.backend as string)) return 'loadModel: backend must be auto|webgpu|onnx|reference';
+      if (m.chunkReuse !== undefined && !['off', 'rotate', 'blend'].includes(m.chunkReuse as string)) return 'loadModel: chunkReuse must be off|rotate|blend';
+      if (m.chunkBlendRatio !== undefined && !(typeof m.chunkBlendRatio === 'number' && m.chunkBlendRatio >= 0 && m.chunkBlendRatio <= 1)) return 'loadModel: chunkBlendRatio must be a number in [0, 1]';
       return undefined;
     case 'complete': {
       const p = m.prompt as Record<string, unknown> | undefined;

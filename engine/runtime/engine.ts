@@ -7,11 +7,12 @@
 // warns on every fallback. When a backend fails mid-run (device lost) the scheduler continues on
 // the next one; running requests recompute their KV there and finish.
 
+import { statSync } from 'node:fs';
 import { createBackend, backendKinds, type Backend, type BackendFactory } from '../backend';
 import { assembleFim, type AssembleOptions } from '../context';
 import { CachetError } from '../errors';
 import { openGguf, type GgufFile } from '../gguf';
-import { KvManager } from '../kv';
+import { ChunkCache, ChunkStore, createTruncatedProbe, KvManager, type KvComputeBackend } from '../kv';
 import { configFromGguf, loadWeights, type ModelConfig, type ModelWeights } from '../model';
 import type {
   BackendChoice, BackendName, ChatMessage, FimInput, GenerationOptions, MetricsSnapshot, ModelInfo, PromptInput,
@@ -20,6 +21,7 @@ import type {
 import { GgmlType } from '../quant/types';
 import { Tokenizer } from '../tokenizer';
 import { renderChatFor } from '../tokenizer/chat-template';
+import { ChunkReuse, type ChunkReuseMode, type ContextSpan } from './chunk-reuse';
 import { KvManagerStore, SimpleKvStore, type KvStore } from './kv-store';
 import { Scheduler, type GenerationResult, type StreamChunk } from './scheduler';
 import type { SamplerFactory } from './token-sampler';
@@ -40,6 +42,22 @@ export interface EngineLoadOptions {
   kvStore?: 'paged' | 'simple';
   /** Tokens per KV block for the paged store (default 16). */
   kvBlockSize?: number;
+  /**
+   * Repository-context chunks of FIM prompts (and 'chunk' segments) from per-chunk KV caches when
+   * the radix cache does not hold them: 'rotate' re-rotates cached K/V to the new position,
+   * 'blend' also recomputes chunkBlendRatio of the chunk tokens (CacheBlend). Both change outputs
+   * slightly against a full recompute (bench/results/kv-quality-cpu.json), so the default is 'off'.
+   * Needs the paged store.
+   */
+  chunkReuse?: ChunkReuseMode;
+  /** CacheBlend recompute fraction for chunkReuse 'blend' (default 0.15). */
+  chunkBlendRatio?: number;
+  /** Host memory for chunk K/V entries (default 256 MiB). */
+  chunkMemoryBytes?: number;
+  /** Directory for the on-disk chunk cache (absent: memory only). */
+  chunkCacheDir?: string;
+  /** Disk budget of the chunk cache (default 1 GiB). */
+  chunkDiskBytes?: number;
   /** Sampler for non-greedy requests (default: engine/sampling's llama.cpp-order chain). */
   createSampler?: SamplerFactory;
   /** Prompt-lookup drafting for FIM requests that do not say (default: on except on the reference backend). */
@@ -80,6 +98,9 @@ export class Engine {
   private backend: Backend;
   private disposed = false;
   private workspaceTokens = new Map<string, number[]>();
+  private readonly chunkReuse: ChunkReuse | undefined;
+  private readonly chunkCache: ChunkCache | undefined;
+  private probe: (ReturnType<typeof createTruncatedProbe>) | undefined;
 
   private constructor(
     private readonly gguf: GgufFile,
@@ -105,11 +126,46 @@ export class Engine {
       readSlots: (s: Int32Array) => this.backend.readSlots(s),
       writeSlots: (s: Int32Array, d: Float32Array) => this.backend.writeSlots(s, d),
     };
-    this.kv = options.kvStore === 'simple'
-      ? new SimpleKvStore(kvSlots)
-      : new KvManagerStore(new KvManager({
+    const mode = options.chunkReuse ?? 'off';
+    if (mode !== 'off' && options.kvStore === 'simple') {
+      throw new CachetError('chunk reuse needs the paged KV store', 'Use kvStore "paged" (the default) or chunkReuse "off".');
+    }
+    if (options.kvStore === 'simple') this.kv = new SimpleKvStore(kvSlots);
+    else {
+      const manager = new KvManager({
         backend: slotBackend, kvSlots, blockSize: options.kvBlockSize ?? 16, bytesPerSlot: bytesPerSlot(this.config),
-      }));
+      });
+      if (mode !== 'off') {
+        const engine = this;
+        const compute: KvComputeBackend = {
+          ...slotBackend,
+          forward: (b) => this.backend.forward(b),
+          config: this.config,
+          get supportsRows() {
+            return engine.backend.supportsRows;
+          },
+        };
+        const store = options.chunkCacheDir
+          ? new ChunkStore({ dir: options.chunkCacheDir, budgetBytes: options.chunkDiskBytes ?? 1024 ** 3 })
+          : undefined;
+        // K/V depends on the model and the token ids only (keys hash the ids), so the model file's
+        // identity is the key; the tokenizer part stays constant.
+        this.chunkCache = new ChunkCache({
+          manager, backend: compute, model: modelIdentity(info), tokenizer: 'token-ids',
+          memoryBudgetBytes: options.chunkMemoryBytes ?? 256 * 1024 ** 2, store,
+        });
+        const ratio = options.chunkBlendRatio ?? 0.15;
+        if (mode === 'blend' && ratio > 0 && ratio < 1) this.probe = this.makeProbe(contextLength);
+        this.chunkReuse = new ChunkReuse(manager, compute, this.chunkCache, {
+          mode,
+          blendRatio: ratio,
+          // Through this engine: the probe is rebuilt on the new backend after a failover.
+          probe: this.probe ? (t, p, l) => this.probe!(t, p, l) : undefined,
+          maxRows: options.prefillChunk ?? 256,
+        });
+      }
+      this.kv = new KvManagerStore(manager, this.chunkReuse);
+    }
     this.scheduler = new Scheduler({
       backend,
       kv: this.kv,
@@ -205,7 +261,9 @@ export class Engine {
   generate(request: EngineGenerateRequest, onToken?: (chunk: StreamChunk) => void, signal?: AbortSignal): Promise<GenerationResult> {
     const prompt: PromptInput = typeof request.prompt === 'string' ? { kind: 'text', text: request.prompt } : request.prompt;
     if (prompt.kind === 'fim') return this.complete({ ...request, fim: prompt.fim }, onToken, signal);
-    return this.submit(request, this.promptTokens(prompt), request.stop, undefined, onToken, signal);
+    const spans: ContextSpan[] = [];
+    const ids = this.promptTokens(prompt, spans);
+    return this.submit(request, ids, request.stop, undefined, onToken, signal, spans);
   }
 
   /** Fill-in-the-middle: the prompt is assembled for the model family by engine/context. */
@@ -214,7 +272,7 @@ export class Engine {
     const prompt = this.fimPrompt(request.fim, maxTokens);
     const stop = [...(request.stop ?? []), ...prompt.stopStrings];
     const speculative = request.speculative ?? this.defaultFimSpeculative();
-    return this.submit({ ...request, maxTokens, speculative, priority: request.priority ?? 'interactive' }, prompt.ids, stop, prompt.isStopToken, onToken, signal);
+    return this.submit({ ...request, maxTokens, speculative, priority: request.priority ?? 'interactive' }, prompt.ids, stop, prompt.isStopToken, onToken, signal, prompt.contextSpans);
   }
 
   /**
@@ -227,12 +285,22 @@ export class Engine {
     return on ? { maxDraft: 4, ngram: 3 } : undefined;
   }
 
-  /** The exact prompt ids, stop strings and stop tokens complete() uses for a FIM request. */
-  fimPrompt(fim: FimInput, maxTokens = 128): { ids: number[]; stopStrings: string[]; isStopToken: (id: number) => boolean } {
+  /**
+   * The exact prompt ids, stop strings and stop tokens complete() uses for a FIM request, and the
+   * token spans of its repository-context chunks (what chunk reuse takes from the chunk cache).
+   */
+  fimPrompt(fim: FimInput, maxTokens = 128): { ids: number[]; stopStrings: string[]; isStopToken: (id: number) => boolean; contextSpans: ContextSpan[] } {
     const assembled = assembleFim(this.tokenizer, fim, this.fimOptions(maxTokens));
     const ids = assembled.tokens.ids;
-    if (this.tokenizer.addBos && this.tokenizer.bos !== undefined) ids.unshift(this.tokenizer.bos);
-    return { ids, stopStrings: assembled.stopStrings, isStopToken: assembled.isStopToken };
+    let shift = 0;
+    if (this.tokenizer.addBos && this.tokenizer.bos !== undefined) {
+      ids.unshift(this.tokenizer.bos);
+      shift = 1;
+    }
+    const contextSpans = assembled.tokens.segments
+      .filter((s) => s.kind === 'context' && s.end > s.start)
+      .map((s) => ({ start: s.start + shift, end: s.end + shift }));
+    return { ids, stopStrings: assembled.stopStrings, isStopToken: assembled.isStopToken, contextSpans };
   }
 
   /** Chat with the model's template (or its family's built-in format). */
@@ -253,9 +321,10 @@ export class Engine {
     return { tokenIds, pieces: tokenIds.map((id) => this.tokenizer.decode([id], { special: true })) };
   }
 
-  /** Drops cached prefixes (running requests keep their KV). */
+  /** Drops cached prefixes and chunk K/V held in memory (running requests keep their KV; the disk tier stays). */
   clearCache(): void {
     this.kv.clear();
+    this.chunkCache?.clearMemory();
     this.workspaceTokens.clear();
   }
 
@@ -278,6 +347,7 @@ export class Engine {
       kv: {
         slotsTotal: kv.total, slotsUsed: kv.used, slotsCached: kv.cached,
         hitRate: kv.lookups === 0 ? 0 : kv.hits / kv.lookups, evictions: kv.evictions,
+        ...(this.chunkReuse ? { chunks: this.chunkMetrics(this.chunkReuse) } : {}),
       },
       speculative: s.speculative,
       latency: {
@@ -299,8 +369,34 @@ export class Engine {
     if (this.disposed) return;
     this.disposed = true;
     await this.scheduler.dispose();
+    await this.probe?.dispose();
     await this.backend.dispose();
     this.gguf.close();
+  }
+
+  /** Chunk reuse counters for the dashboard (MetricsSnapshot.kv.chunks). */
+  private chunkMetrics(r: ChunkReuse): NonNullable<MetricsSnapshot['kv']['chunks']> {
+    const s = r.manager.snapshot();
+    return {
+      mode: r.mode,
+      blendRatio: r.blendRatio,
+      entries: s.chunks.entries,
+      hits: s.chunks.hits,
+      misses: s.chunks.misses,
+      diskEntries: s.chunks.diskEntries,
+      diskHits: s.chunks.diskHits,
+      diskBytes: s.bytes.disk,
+      placedTokens: s.chunks.placedTokens,
+      recomputedTokens: s.tokens.recomputed,
+      approxPrefixHits: s.prefix.approxHits,
+      fallbacks: r.fallbacks,
+    };
+  }
+
+  /** CacheBlend's check-layer probe: the first layers of this model on the current backend kind. */
+  private makeProbe(maxTokens: number): ReturnType<typeof createTruncatedProbe> {
+    const kind = this.backend.name as BackendName;
+    return createTruncatedProbe((w, o) => makeBackend(kind, w, this.options, o.kvSlots, () => {}), this.weights, maxTokens);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -312,6 +408,7 @@ export class Engine {
     isStopToken: ((id: number) => boolean) | undefined,
     onToken: ((chunk: StreamChunk) => void) | undefined,
     signal: AbortSignal | undefined,
+    contextSpans?: ContextSpan[],
   ): Promise<GenerationResult> {
     if (this.disposed) return Promise.reject(new CachetError('engine disposed', 'Load the model again.'));
     const sp = request.speculative;
@@ -327,11 +424,13 @@ export class Engine {
       speculative: sp && (sp.maxDraft ?? 4) > 0
         ? { maxDraft: sp.maxDraft, ngram: sp.ngram, extraTokens: (sp.workspaceText ?? []).map((t) => this.workspaceTokensOf(t)) }
         : undefined,
+      contextSpans: contextSpans && contextSpans.length > 0 ? contextSpans : undefined,
       signal,
     }, onToken);
   }
 
-  private promptTokens(prompt: Exclude<PromptInput, { kind: 'fim' }>): number[] {
+  /** Token ids of a prompt; spans receives the token ranges of 'chunk' segments. */
+  private promptTokens(prompt: Exclude<PromptInput, { kind: 'fim' }>, spans: ContextSpan[] = []): number[] {
     const bos = this.tokenizer.addBos ? this.tokenizer.bos : undefined;
     switch (prompt.kind) {
       case 'tokens':
@@ -341,7 +440,11 @@ export class Engine {
       case 'segments': {
         const ids: number[] = [];
         if ((prompt.addSpecial ?? true) && bos !== undefined) ids.push(bos);
-        for (const seg of prompt.segments) ids.push(...this.tokenizer.encode(seg.text, { addSpecial: false, parseSpecial: seg.parseSpecial ?? false }));
+        for (const seg of prompt.segments) {
+          const start = ids.length;
+          ids.push(...this.tokenizer.encode(seg.text, { addSpecial: false, parseSpecial: seg.parseSpecial ?? false }));
+          if (seg.role === 'chunk' && ids.length > start) spans.push({ start, end: ids.length });
+        }
         return ids;
       }
     }
@@ -379,6 +482,10 @@ export class Engine {
         failed.dispose().catch(() => {});
         this.backend = next;
         (this.info as { backend: BackendName }).backend = kind;
+        if (this.probe) {
+          this.probe.dispose().catch(() => {});
+          this.probe = this.makeProbe(this.info.contextLength);
+        }
         return next;
       } catch (e) {
         this.notes.push(`${kind} backend unavailable after failure: ${(e as Error).message ?? e}`);
@@ -386,6 +493,18 @@ export class Engine {
     }
     return undefined;
   }
+}
+
+/** Identity of the model file for chunk cache keys: a changed file at the same path gets new keys. */
+function modelIdentity(info: ModelInfo): string {
+  let stamp = '';
+  try {
+    const st = statSync(info.path);
+    stamp = `${st.size}:${Math.floor(st.mtimeMs)}`;
+  } catch {
+    stamp = 'unknown';
+  }
+  return `${info.arch}:${info.name}:${info.weightType}:${info.path}:${stamp}`;
 }
 
 function available(kind: BackendName, options: EngineLoadOptions): boolean {

@@ -61,6 +61,9 @@ export class EngineHost {
             maxSequences: req.maxSequences,
             prefillChunk: req.prefillChunk,
             threads: req.threads,
+            chunkReuse: req.chunkReuse ?? this.extraLoadOptions.chunkReuse,
+            chunkBlendRatio: req.chunkBlendRatio ?? this.extraLoadOptions.chunkBlendRatio,
+            chunkCacheDir: req.cacheDir ?? this.extraLoadOptions.chunkCacheDir,
             onProgress: (fraction, what) => this.send({ type: 'progress', id: req.id, fraction, what }),
             onWarning: (w) => this.send({ type: 'warning', id: req.id, ...w }),
           });

@@ -4,6 +4,8 @@ export type { EngineLoadOptions, EngineGenerateRequest, EngineCompleteRequest, E
 export { Scheduler } from './scheduler';
 export type { GenerationRequest, GenerationResult, StreamChunk, SchedulerOptions, SchedulerStats, SchedulerTokenizer } from './scheduler';
 export { SimpleKvStore, KvManagerStore } from './kv-store';
+export { ChunkReuse } from './chunk-reuse';
+export type { ChunkReuseMode, ChunkReuseOptions, ChunkReuseReport, ChunkAcquired, ContextSpan } from './chunk-reuse';
 export type { KvStore, KvStats, KvAcquired } from './kv-store';
 export { draftNgram, simulateSpeculative, SpeculativeStats } from './speculative';
 export { StopStringFilter } from './stop-strings';

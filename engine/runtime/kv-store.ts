@@ -7,6 +7,7 @@
 
 import { OutOfMemoryError } from '../errors';
 import type { KvManager } from '../kv';
+import type { ChunkReuse, ChunkReuseReport, ContextSpan } from './chunk-reuse';
 
 export interface KvAcquired {
   seq: number;
@@ -14,6 +15,8 @@ export interface KvAcquired {
   cachedLength: number;
   /** Slots of every prompt token, in order (cached ones first). */
   context: Int32Array;
+  /** Chunk-cache work done while acquiring (stores with chunk reuse). */
+  chunks?: ChunkReuseReport;
 }
 
 export interface KvStats {
@@ -32,8 +35,12 @@ export interface KvStats {
 
 export interface KvStore {
   readonly totalSlots: number;
-  /** Starts a sequence: longest cached prefix of tokens plus fresh slots for the rest. Throws OutOfMemoryError. */
-  acquire(tokens: ArrayLike<number>): Promise<KvAcquired>;
+  /**
+   * Starts a sequence: longest cached prefix of tokens plus fresh slots for the rest. Throws
+   * OutOfMemoryError. spans: repository-context chunks a store with chunk reuse may take from its
+   * chunk cache (other stores ignore them).
+   */
+  acquire(tokens: ArrayLike<number>, spans?: ContextSpan[]): Promise<KvAcquired>;
   /** Slots for tokens appended at the end of seq. Throws OutOfMemoryError without side effects. */
   append(seq: number, tokens: ArrayLike<number>): Promise<Int32Array>;
   /** Drops seq's cells from index `length` on (uncomputed prompt tail, rejected drafts). */
@@ -189,15 +196,25 @@ export class SimpleKvStore implements KvStore {
   }
 }
 
-/** engine/kv's KvManager (paged blocks, radix tree shared by concurrent requests) as a KvStore. */
+/**
+ * engine/kv's KvManager (paged blocks, radix tree shared by concurrent requests) as a KvStore;
+ * with a ChunkReuse, requests that name context spans take those chunks from the chunk cache.
+ */
 export class KvManagerStore implements KvStore {
   readonly totalSlots: number;
+  /** Sequences holding approximate (chunk-assembled) cells: committed as approximate nodes. */
+  private readonly approximate = new Set<number>();
 
-  constructor(readonly manager: KvManager) {
+  constructor(readonly manager: KvManager, readonly chunks?: ChunkReuse) {
     this.totalSlots = manager.pool.nBlocks * manager.blockSize;
   }
 
-  async acquire(tokens: ArrayLike<number>): Promise<KvAcquired> {
+  async acquire(tokens: ArrayLike<number>, spans?: ContextSpan[]): Promise<KvAcquired> {
+    if (this.chunks && spans && spans.length > 0) {
+      const a = await this.chunks.acquire(tokens, spans);
+      if (a.approximate) this.approximate.add(a.seq);
+      return { seq: a.seq, cachedLength: a.cachedLength, context: a.context, chunks: a.report };
+    }
     const a = await this.manager.acquire(tokens);
     return { seq: a.seq, cachedLength: a.cachedLength, context: a.context };
   }
@@ -211,7 +228,8 @@ export class KvManagerStore implements KvStore {
   }
 
   release(seq: number, keep: boolean): void {
-    if (keep) this.manager.commit(seq);
+    const approximate = this.approximate.delete(seq);
+    if (keep) this.manager.commit(seq, undefined, { approximate });
     this.manager.release(seq);
   }
 

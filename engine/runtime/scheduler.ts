@@ -14,6 +14,7 @@
 import type { Backend, SequenceBatch } from '../backend/types';
 import { CachetError, ContextOverflowError, OutOfMemoryError } from '../errors';
 import type { FinishReason, Priority, SamplingParams, Timings } from '../protocol';
+import type { ContextSpan } from './chunk-reuse';
 import type { KvStore } from './kv-store';
 import { draftNgram, SpeculativeStats } from './speculative';
 import { StopStringFilter } from './stop-strings';
@@ -44,6 +45,8 @@ export interface GenerationRequest {
   speculative?: SpeculativeOptions;
   /** Extra end-of-generation tokens (e.g. FIM markers); the tokenizer's EOG always ends. */
   isStopToken?: (id: number) => boolean;
+  /** Repository-context chunks in the prompt whose K/V a chunk-reusing KV store may take from its chunk cache. */
+  contextSpans?: ContextSpan[];
   signal?: AbortSignal;
 }
 
@@ -370,7 +373,7 @@ export class Scheduler {
       let got;
       this.busy.add(seq);
       try {
-        got = await this.kv.acquire(seq.tokens);
+        got = await this.kv.acquire(seq.tokens, seq.req.contextSpans);
       } catch (err) {
         if (!(err instanceof OutOfMemoryError)) throw err;
         if (this.active.length === 0) { this.fail(seq, err); continue; }
@@ -381,8 +384,12 @@ export class Scheduler {
       seq.slots = Array.from(got.context);
       seq.nPast = got.cachedLength;
       if (seq.tStart < 0) {
-        seq.cachedTokens = got.cachedLength;
-        this.counters.cachedTokens += got.cachedLength;
+        // Chunk reuse computed part of the cached length itself (gaps, CacheBlend picks, encodings).
+        seq.cachedTokens = Math.min(got.cachedLength, got.chunks?.cachedTokens ?? got.cachedLength);
+        const computed = got.cachedLength - seq.cachedTokens;
+        this.counters.cachedTokens += seq.cachedTokens;
+        seq.prefillTokens += computed;
+        this.counters.prefilledTokens += computed;
         seq.tStart = this.now();
       }
       this.active.push(seq);
