@@ -4,8 +4,11 @@
 // with the same thread count. Prints JSON and a table; writes bench/results/cpu-<host>.json.
 //
 //   npx esbuild bench/cpu.ts --bundle --platform=node --outfile=bench/tmp/cpu-bench.js \
-//     --external:onnxruntime-node --external:webgpu && node bench/tmp/cpu-bench.js [--threads 2] \
-//     [--quants Q8_0,Q4_0] [--contexts 512,4096] [--decode 32] [--layers 24]
+//     --external:onnxruntime-node --external:webgpu --external:node-llama-cpp && \
+//     node bench/tmp/cpu-bench.js [--threads 2] [--quants Q8_0,Q4_0] [--contexts 512,4096] \
+//     [--decode 32] [--layers 24] [--kv f16|f32] [--no-llama]
+// --kv picks the onnx backend's KV cache type (default f16, as llama.cpp's); --no-llama runs ours
+// only (a quick probe; the result file is written only when llama.cpp ran beside it).
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
@@ -28,6 +31,8 @@ const quants = arg('quants', 'Q8_0,Q4_0').split(',') as TestQuant[];
 const contexts = arg('contexts', '512,4096').split(',').map(Number);
 const decodeSteps = Number(arg('decode', '32'));
 const layers = Number(arg('layers', '24'));
+const kvType = arg('kv', 'f16') as 'f16' | 'f32';
+const withLlama = !process.argv.includes('--no-llama');
 const chunk = 512;
 
 interface Row {
@@ -116,7 +121,7 @@ async function main(): Promise<void> {
   const vocab = resolve(root, '../shared/fixtures/vocab/ggml-vocab-qwen2.gguf');
   const dir = resolve(root, 'bench/tmp');
   mkdirSync(dir, { recursive: true });
-  const llamaCpp = await loadLlamaCpp();
+  const llamaCpp = withLlama ? await loadLlamaCpp() : undefined;
   const rows: Row[] = [];
   for (const quant of quants) {
     const t = performance.now();
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
     for (const context of contexts) {
       const prompt = promptTokens(context - decodeSteps, context);
       const g = openGguf(path);
-      const backend = await createOnnxBackend(loadWeights(g), { kvSlots: context, threads });
+      const backend = await createOnnxBackend(loadWeights(g), { kvSlots: context, threads, kvType });
       const c = await runCachet(backend, prompt);
       await backend.dispose();
       g.close();
@@ -150,6 +155,7 @@ async function main(): Promise<void> {
     cores: cpus().length,
     threads,
     model: `random-weight qwen2, Qwen2.5-Coder-0.5B shape (${layers} layers, 896 dims, 14/2 heads, ff 4864, vocab 151936, tied)`,
+    kvCache: { 'cachet-onnx': kvType, 'llama.cpp': 'f16 (default)' },
     method: `prefill in chunks of ${chunk} (llama.cpp batch ${chunk}, flash attention), then ${decodeSteps} greedy decode steps; one run each`,
     rows,
     ratios: quants.flatMap((quant) => contexts.map((context) => {
@@ -161,6 +167,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(result, null, 2));
   console.log('\n| engine | quant | context | prefill tok/s | decode tok/s |\n|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.engine} | ${r.quant} | ${r.context} | ${r.prefillTokPerS.toFixed(1)} | ${r.decodeTokPerS.toFixed(2)} |`);
+  if (!llamaCpp) return;
   mkdirSync(resolve(root, 'bench/results'), { recursive: true });
   writeFileSync(resolve(root, 'bench/results/cpu-2core.json'), JSON.stringify(result, null, 2) + '\n');
 }

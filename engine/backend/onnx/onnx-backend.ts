@@ -1,18 +1,19 @@
 // CPU backend on onnxruntime-node: every matmul (quantized ones through MatMulNBits) runs in ORT
 // stage graphs built in memory from the GGUF weights. The KV cache stays engine-owned (host slot
 // arrays, shared with the prefix and chunk caches): between stages JS applies RoPE, writes the new
-// K/V to their slots, and one shared attention graph reads the context's slots (a view when they
-// are contiguous). Measured choice: attention in JS loops was ~100x slower than ORT's sgemm at 4k.
+// K/V to their slots (head-major, f16 by default: head-kv-store.ts), and one shared attention graph
+// reads the context's slots per KV head (views when they are contiguous). Measured choice: attention
+// in JS loops was ~100x slower than ORT's sgemm at 4k.
 
 import { cpus } from 'node:os';
 import { BackendUnavailableError, CachetError } from '../../errors';
 import { dequantizeRow } from '../../quant';
 import { TOKEN_EMBD, lmHeadName } from '../../model/tensor-names';
 import type { ModelConfig, ModelWeights, TensorView } from '../../model/types';
-import { KvStore } from '../reference/kv-store';
 import { Rope } from '../reference/rope';
 import type { Backend, BackendOptions, ForwardResult, MemoryStats, SequenceBatch } from '../types';
-import { buildAttentionGraph, causalMask, gatherSlots } from './attention-graph';
+import { attentionMask, buildAttentionGraph } from './attention-graph';
+import { HeadKvStore, type KvArray, type KvType } from './head-kv-store';
 import { buildStageGraphs } from './stage-graphs';
 
 type Ort = typeof import('onnxruntime-node');
@@ -29,6 +30,12 @@ export interface OnnxBackendOptions extends BackendOptions {
   accuracyLevel?: number;
   /** Dequantize Q8_0/Q4_0 to f32 MatMul instead of MatMulNBits (to measure the difference). */
   forceF32?: boolean;
+  /**
+   * KV cache storage. 'f16' (default, as llama.cpp's default cache) halves the bytes attention
+   * reads per token, which is what decode at long context is bound by; logits move by ~1e-3 of
+   * their range. 'f32' stores K/V exactly (readSlots returns what writeSlots got).
+   */
+  kvType?: KvType;
 }
 
 /** Threads that leave the editor a core: physical cores minus one, at least one. */
@@ -50,6 +57,7 @@ async function loadOrt(): Promise<Ort> {
 
 export class OnnxBackend implements Backend {
   readonly name = 'onnx';
+  readonly supportsRows = true;
   private disposed = false;
   private readonly rope: Rope;
   private readonly embd: TensorView;
@@ -58,8 +66,9 @@ export class OnnxBackend implements Backend {
     readonly config: ModelConfig,
     private readonly ort: Ort,
     private readonly stages: Session[],
-    private readonly attention: Session,
-    private readonly kv: KvStore,
+    /** [unmasked (every query sees the whole context), masked] */
+    private readonly attention: [Session, Session],
+    private readonly kv: HeadKvStore,
     weights: ModelWeights,
     private readonly weightsBytes: number,
   ) {
@@ -91,8 +100,13 @@ export class OnnxBackend implements Backend {
       sessions.push(await ort.InferenceSession.create(graphs[i]!, sessionOptions));
       options.onProgress?.((i + 1) / graphs.length, `graph ${i + 1}/${graphs.length}`);
     }
-    const attention = await ort.InferenceSession.create(buildAttentionGraph(c), sessionOptions);
-    const kv = new KvStore(c.nLayers, options.kvSlots, c.nKvHeads * c.headDim);
+    const kvType = options.kvType ?? 'f16';
+    if (kvType !== 'f16' && kvType !== 'f32') throw new CachetError(`kvType must be 'f16' or 'f32', got ${String(kvType)}`, 'Leave kvType unset for f16, or pass \'f32\' for an exact cache.');
+    const attention: [Session, Session] = [
+      await ort.InferenceSession.create(buildAttentionGraph(c, { kvType, masked: false }), sessionOptions),
+      await ort.InferenceSession.create(buildAttentionGraph(c, { kvType, masked: true }), sessionOptions),
+    ];
+    const kv = new HeadKvStore(c.nLayers, options.kvSlots, c.nKvHeads, c.headDim, kvType);
     return new OnnxBackend(c, ort, sessions, attention, kv, weights, bytes);
   }
 
@@ -107,13 +121,36 @@ export class OnnxBackend implements Backend {
     return new this.ort.Tensor('float32', data, [rows, cols]);
   }
 
+  private kvTensor(data: KvArray, ctx: number) {
+    const dims = [1, ctx, this.config.headDim];
+    return data instanceof Float32Array ? new this.ort.Tensor('float32', data, dims) : new this.ort.Tensor('float16', data, dims);
+  }
+
+  /** Context index of each new token: nPast + t, or rows[t] for a scattered recompute. */
+  private cellsOf(b: SequenceBatch): Int32Array {
+    const n = b.tokens.length;
+    const nPast = b.context.length - n;
+    if (!b.rows) {
+      if (nPast < 0) throw new CachetError(`forward: context has ${b.context.length} slots for ${n} new tokens`, 'context lists old slots then one slot per new token.');
+      return Int32Array.from({ length: n }, (_, t) => nPast + t);
+    }
+    if (b.rows.length !== n) throw new CachetError(`forward: ${n} tokens but ${b.rows.length} rows`, 'Pass one context index per new token in rows.');
+    for (let t = 0; t < n; t++) {
+      const r = b.rows[t]!;
+      if (!Number.isInteger(r) || r < 0 || r >= b.context.length || (t > 0 && r <= b.rows[t - 1]!)) {
+        throw new CachetError(`forward: rows[${t}] = ${r} is not an ascending index into the ${b.context.length}-slot context`, 'rows must list distinct context indices in ascending order.');
+      }
+    }
+    return b.rows;
+  }
+
   private async forwardOne(b: SequenceBatch): Promise<ForwardResult> {
     const c = this.config;
     const n = b.tokens.length;
-    const nPast = b.context.length - n;
-    if (b.positions.length !== n || nPast < 0) {
-      throw new CachetError(`forward: ${n} tokens, ${b.positions.length} positions, ${b.context.length} context slots`, 'context lists old slots then one slot per new token; one position per token.');
+    if (b.positions.length !== n) {
+      throw new CachetError(`forward: ${n} tokens but ${b.positions.length} positions`, 'Pass one RoPE position per new token.');
     }
+    const cells = this.cellsOf(b);
     this.kv.checkSlots(b.context, 'forward');
     if (n === 0) return { logits: new Float32Array(0) };
     const E = c.nEmbd;
@@ -128,32 +165,35 @@ export class OnnxBackend implements Backend {
       dequantizeRow(this.embd.type, this.embd.data, id, E, x, t * E);
     }
     let attn: Float32Array = new Float32Array(0);
-    const ctx = b.context.length;
-    const mask = this.tensor(causalMask(n, ctx), n, ctx);
+    // Columns past the last new token's cell are hidden from every query: leave them out. The mask
+    // is needed only when some query sees less than that (n > 1).
+    const ctx = cells[n - 1]! + 1;
+    const context = b.context.subarray(0, ctx);
+    const visible = Array.from(cells, (cell) => cell + 1);
+    const masked = visible.some((v) => v < ctx);
+    const mask = masked ? this.tensor(attentionMask(visible, ctx), n, ctx) : undefined;
+    const attention = this.attention[masked ? 1 : 0];
     for (let l = 0; l <= c.nLayers; l++) {
-      const feeds: Record<string, import('onnxruntime-node').Tensor> = { x: this.tensor(x, n, E) };
-      if (l > 0) feeds.attn = this.tensor(attn, n, qDim);
-      const out = await this.stages[l]!.run(feeds);
+      const stageFeeds: Record<string, import('onnxruntime-node').Tensor> = { x: this.tensor(x, n, E) };
+      if (l > 0) stageFeeds.attn = this.tensor(attn, n, qDim);
+      const out = await this.stages[l]!.run(stageFeeds);
       if (l > 0) x = out.x_out!.data as Float32Array;
       if (l === c.nLayers) break;
       const q = out.q!.data as Float32Array;
       const k = out.k!.data as Float32Array;
       const v = out.v!.data as Float32Array;
-      const K = this.kv.k[l]!;
-      const V = this.kv.v[l]!;
       for (let t = 0; t < n; t++) {
         this.rope.apply(q, t * qDim, c.nHeads, b.positions[t]!);
         this.rope.apply(k, t * kvDim, c.nKvHeads, b.positions[t]!);
-        const slot = b.context[nPast + t]!;
-        K.set(k.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
-        V.set(v.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
+        this.kv.put(l, k, v, t, b.context[cells[t]!]!);
       }
-      const a = await this.attention.run({
-        q: this.tensor(q, n, qDim),
-        k: this.tensor(gatherSlots(K, b.context, kvDim), ctx, kvDim),
-        v: this.tensor(gatherSlots(V, b.context, kvDim), ctx, kvDim),
-        mask,
-      });
+      const feeds: Record<string, import('onnxruntime-node').Tensor> = { q: this.tensor(q, n, qDim) };
+      if (mask) feeds.mask = mask;
+      for (let h = 0; h < c.nKvHeads; h++) {
+        feeds[`k${h}`] = this.kvTensor(this.kv.gather(this.kv.k[l]![h]!, context), ctx);
+        feeds[`v${h}`] = this.kvTensor(this.kv.gather(this.kv.v[l]![h]!, context), ctx);
+      }
+      const a = await attention.run(feeds);
       attn = a.out!.data as Float32Array;
     }
     if (b.logits === 'none') return { logits: new Float32Array(0) };
@@ -170,7 +210,7 @@ export class OnnxBackend implements Backend {
 
   async rotateKeys(slots: Int32Array, delta: Int32Array): Promise<void> {
     this.checkAlive();
-    this.kv.rotateKeys(this.rope, this.config.nKvHeads, slots, delta);
+    this.kv.rotateKeys(this.rope, slots, delta);
   }
 
   async readSlots(slots: Int32Array): Promise<Float32Array> {
@@ -190,7 +230,7 @@ export class OnnxBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await Promise.all([...this.stages, this.attention].map((s) => s.release()));
+    await Promise.all([...this.stages, ...this.attention].map((s) => s.release()));
   }
 
   private checkAlive(): void {
