@@ -247,12 +247,15 @@ fn attn_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // Prefill variant: one workgroup per (block of 16 queries, query head). Keys stream through shared
 // memory in tiles of 32 (K, then V in the same buffer), so each key is read once per query block
 // instead of once per query. Online softmax per query row; writes O directly (no split-K).
-// Needs head_dim <= 128 and $WG == 64.
+// Needs head_dim <= 128 and $WG == 64. Rows of qb and kvt are padded to head_dim + 1 floats and
+// sp rows to BK + 1: the 8 query rows (or 4 key rows) a subgroup reads at one dim then fall in
+// different shared-memory banks instead of one (an 8-way conflict made this kernel ~30x slower).
 const BQ = 16u;
 const BK = 32u;
-var<workgroup> qb: array<f32, 2048>;        // [BQ][head_dim]
-var<workgroup> kvt: array<f32, 4096>;       // [BK][head_dim]: K tile, then V tile
-var<workgroup> sp: array<f32, 512>;         // [BQ][BK]: scores, then probabilities
+var<workgroup> qb: array<f32, 2064>;        // [BQ][head_dim + 1]
+var<workgroup> kvt: array<f32, 4128>;       // [BK][head_dim + 1]: K tile, then V tile
+var<workgroup> sp: array<f32, 528>;         // [BQ][BK + 1]: scores, then probabilities
+const SPS = BK + 1u;
 var<workgroup> row_m: array<f32, 16>;
 var<workgroup> row_l: array<f32, 16>;
 var<workgroup> row_c: array<f32, 16>;
@@ -269,8 +272,8 @@ fn load_tile(t0: u32, kv_end: u32, kvh: u32, is_v: bool, lid: u32) {
       let idx = ((u32(CTX[j]) * p.kv_heads + kvh) * dim) / 2u + pr;
       if (is_v) { v = v_load2(idx); } else { v = k_load2(idx); }
     }
-    kvt[key * dim + 2u * pr] = v.x;
-    kvt[key * dim + 2u * pr + 1u] = v.y;
+    kvt[key * (dim + 1u) + 2u * pr] = v.x;
+    kvt[key * (dim + 1u) + 2u * pr + 1u] = v.y;
   }
 }
 
@@ -282,11 +285,12 @@ fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let dim = p.head_dim;
   let kvh = h / (p.heads / p.kv_heads);
   let n = st.n_tokens;
+  let qs = dim + 1u;              // padded row stride of qb and kvt
   for (var e = lid; e < BQ * dim; e += $WG) {
     let qi = e / dim;
     var v = 0.0;
     if (q0 + qi < n) { v = Q[((q0 + qi) * p.heads + h) * dim + e % dim] * p.scale; }
-    qb[e] = v;
+    qb[qi * qs + e % dim] = v;
   }
   if (lid < BQ) { row_m[lid] = NEG; row_l[lid] = 0.0; }
   // keys visible to the block's last query
@@ -305,18 +309,18 @@ fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var r = 0u; r < BK / 4u; r++) {
       let kk = sub + 4u * r;
       var s = 0.0;
-      for (var d = 0u; d < dim; d++) { s += qb[qi * dim + d] * kvt[kk * dim + d]; }
-      sp[qi * BK + kk] = select(NEG, s, t0 + kk < limit);
+      for (var d = 0u; d < dim; d++) { s += qb[qi * qs + d] * kvt[kk * qs + d]; }
+      sp[qi * SPS + kk] = select(NEG, s, t0 + kk < limit);
     }
     workgroupBarrier();
     if (lid < BQ) {
       var mx = row_m[lid];
-      for (var kk = 0u; kk < BK; kk++) { mx = max(mx, sp[lid * BK + kk]); }
+      for (var kk = 0u; kk < BK; kk++) { mx = max(mx, sp[lid * SPS + kk]); }
       var sum = 0.0;
       for (var kk = 0u; kk < BK; kk++) {
-        let sc = sp[lid * BK + kk];
+        let sc = sp[lid * SPS + kk];
         let e = select(0.0, exp(sc - mx), sc > NEG);
-        sp[lid * BK + kk] = e;
+        sp[lid * SPS + kk] = e;
         sum += e;
       }
       let c = exp(row_m[lid] - mx);
@@ -331,7 +335,7 @@ fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var j = 0u; j < dpt; j++) {
       let d = sub + 4u * j;
       var a = acc[j] * c;
-      for (var kk = 0u; kk < BK; kk++) { a += sp[qi * BK + kk] * kvt[kk * dim + d]; }
+      for (var kk = 0u; kk < BK; kk++) { a += sp[qi * SPS + kk] * kvt[kk * qs + d]; }
       acc[j] = a;
     }
   }

@@ -67,8 +67,11 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 const TM = 64u;   // tokens per tile
 const TN = 64u;   // output features per tile
 const TK = 32u;
-var<workgroup> xs: array<vec4<f32>, 512>;   // [TM][TK/4]
-var<workgroup> ws: array<vec4<f32>, 512>;   // [TN][TK/4]
+// Tile rows are padded to TK/4 + 1 vec4: the 16 feature rows a subgroup reads at one k sat 32
+// floats apart, all in the same four shared-memory banks (a 16-way conflict); 36 apart they spread.
+const TS = 9u;                                // padded row stride in vec4
+var<workgroup> xs: array<vec4<f32>, 576>;   // [TM][TS]
+var<workgroup> ws: array<vec4<f32>, 576>;   // [TN][TS]
 
 // 256 threads, each computing 4 tokens x 4 features (strided by 16 to spread shared-memory banks).
 @compute @workgroup_size(256)
@@ -93,14 +96,14 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
       var xv = vec4<f32>(0.0);
       if (wn < p.n && k < p.k) { wv = w4(wn * p.row_bytes, k); }
       if (xm < m_rows && k < p.k) { xv = X[(p.x_row0 + xm) * k4 + k / 4u]; }
-      ws[r * 8u + lid % 8u] = wv;
-      xs[r * 8u + lid % 8u] = xv;
+      ws[r * TS + lid % 8u] = wv;
+      xs[r * TS + lid % 8u] = xv;
     }
     workgroupBarrier();
     for (var j = 0u; j < TK / 4u; j++) {
-      let w = array<vec4<f32>, 4>(ws[tx * 8u + j], ws[(tx + 16u) * 8u + j], ws[(tx + 32u) * 8u + j], ws[(tx + 48u) * 8u + j]);
+      let w = array<vec4<f32>, 4>(ws[tx * TS + j], ws[(tx + 16u) * TS + j], ws[(tx + 32u) * TS + j], ws[(tx + 48u) * TS + j]);
       for (var i = 0u; i < 4u; i++) {
-        let x = xs[(ty + 16u * i) * 8u + j];
+        let x = xs[(ty + 16u * i) * TS + j];
         acc[i] += vec4<f32>(dot(x, w[0]), dot(x, w[1]), dot(x, w[2]), dot(x, w[3]));
       }
     }

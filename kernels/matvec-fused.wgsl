@@ -73,31 +73,62 @@ fn xin(j: u32) -> vec4<f32> {
 // Each row's scale word s sits in component s % 4 of vec4 s / 4.
 fn scale_of(w: vec4<u32>, s: u32) -> f32 { return bitcast<f32>(w[s & 3u]); }
 
-// Partial dot product of row `row` of each matrix over this lane's chunks.
+// Partial dot product of row `row` of each matrix over this lane's chunks, two chunks (32
+// weights, 32 bytes) per iteration so each lane has two independent loads in flight.
 fn dot_w0(row: u32, lane: u32) -> f32 {
   let k16 = p.k / 16u;
+  let sb = p.so0 + row * (p.k / 32u);
+  let rb = row * k16;
   var acc = 0.0;
-  for (var c = lane; c < k16; c += 32u) {
-    let s = p.so0 + row * (p.k / 32u) + c / 2u;
-    acc += scale_of(W0[s >> 2u], s) * dot16(W0[row * k16 + c], c * 4u);
+  var c = lane;
+  for (; c + 32u < k16; c += 64u) {
+    let q0 = W0[rb + c];
+    let q1 = W0[rb + c + 32u];
+    let s0 = sb + c / 2u;
+    let s1 = s0 + 16u;
+    acc += scale_of(W0[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W0[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+  }
+  if (c < k16) {
+    let s0 = sb + c / 2u;
+    acc += scale_of(W0[s0 >> 2u], s0) * dot16(W0[rb + c], c * 4u);
   }
   return acc;
 }
 fn dot_w1(row: u32, lane: u32) -> f32 {
   let k16 = p.k / 16u;
+  let sb = p.so1 + row * (p.k / 32u);
+  let rb = row * k16;
   var acc = 0.0;
-  for (var c = lane; c < k16; c += 32u) {
-    let s = p.so1 + row * (p.k / 32u) + c / 2u;
-    acc += scale_of(W1[s >> 2u], s) * dot16(W1[row * k16 + c], c * 4u);
+  var c = lane;
+  for (; c + 32u < k16; c += 64u) {
+    let q0 = W1[rb + c];
+    let q1 = W1[rb + c + 32u];
+    let s0 = sb + c / 2u;
+    let s1 = s0 + 16u;
+    acc += scale_of(W1[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W1[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+  }
+  if (c < k16) {
+    let s0 = sb + c / 2u;
+    acc += scale_of(W1[s0 >> 2u], s0) * dot16(W1[rb + c], c * 4u);
   }
   return acc;
 }
 fn dot_w2(row: u32, lane: u32) -> f32 {
   let k16 = p.k / 16u;
+  let sb = p.so2 + row * (p.k / 32u);
+  let rb = row * k16;
   var acc = 0.0;
-  for (var c = lane; c < k16; c += 32u) {
-    let s = p.so2 + row * (p.k / 32u) + c / 2u;
-    acc += scale_of(W2[s >> 2u], s) * dot16(W2[row * k16 + c], c * 4u);
+  var c = lane;
+  for (; c + 32u < k16; c += 64u) {
+    let q0 = W2[rb + c];
+    let q1 = W2[rb + c + 32u];
+    let s0 = sb + c / 2u;
+    let s1 = s0 + 16u;
+    acc += scale_of(W2[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W2[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+  }
+  if (c < k16) {
+    let s0 = sb + c / 2u;
+    acc += scale_of(W2[s0 >> 2u], s0) * dot16(W2[rb + c], c * 4u);
   }
   return acc;
 }
