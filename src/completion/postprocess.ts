@@ -110,18 +110,13 @@ function finish(text: string, stop: boolean, done: boolean): Postprocessed {
 }
 
 /**
- * The part of a growing stream that can be shown now: everything up to the first newline that
- * follows non-blank content (the first visible line), or undefined while that line is unfinished.
+ * The complete lines of a growing stream: everything before its last newline, tidied as a
+ * finished completion is (trailing spaces and blank lines dropped), or undefined while no line
+ * with content is complete. This is what can be shown before generation ends.
  */
-export function firstLineReady(text: string): string | undefined {
-  let seenContent = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '\n') {
-      if (seenContent) return text.slice(0, i);
-    } else if (ch !== ' ' && ch !== '\t' && ch !== '\r') {
-      seenContent = true;
-    }
-  }
-  return undefined;
+export function readyLines(text: string): string | undefined {
+  const nl = text.lastIndexOf('\n');
+  if (nl === -1) return undefined;
+  const ready = text.slice(0, nl).replace(/[ \t]+$/gm, '').replace(/\n+$/, '');
+  return ready.trim().length > 0 ? ready : undefined;
 }

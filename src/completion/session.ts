@@ -5,11 +5,15 @@
 //   otherwise                      -> cancel it, debounce, start a new one.
 // The answer resolves as soon as the first line is ready; the rest keeps streaming into the cache
 // and `full` resolves when it is done, so the caller can re-show the longer completion.
+// While a request streams, its complete lines so far sit in the cache as a partial entry, so a
+// keystroke that continues them is answered at once (its `full` follows the request). A partial
+// entry left by a cancelled request is shown at once too, and the rest is asked for again
+// (debounced, like a miss).
 // Stop rules (postprocess) run on every chunk and cancel generation once the text is final.
 
 import type { FimInput, FinishReason, Timings } from '../../engine/protocol';
 import { CompletionCache, KEY_CHARS, type CacheKey } from './completion-cache';
-import { firstLineReady, isMidLine, postprocess, type PostprocessContext } from './postprocess';
+import { isMidLine, postprocess, readyLines, type PostprocessContext } from './postprocess';
 
 /** What the session needs from the engine: one streaming FIM request that can be cancelled. */
 export interface CompletionBackend {
@@ -67,6 +71,8 @@ interface Pending {
   post: PostprocessContext;
   raw: string;
   text: string;
+  /** The complete lines last stored in the cache as a partial entry. */
+  cachedLines?: string;
   done: boolean;
   cancelled?: boolean;
   error?: Error;
@@ -79,6 +85,8 @@ interface Pending {
 export class CompletionSession {
   readonly cache = new CompletionCache(200);
   private pending: Pending | undefined;
+  /** Cancels the background request of the last answer served from a dead partial entry. */
+  private refill: { cancel(): void } | undefined;
   private listeners = new Set<(e: SessionEvent) => void>();
 
   constructor(
@@ -102,10 +110,21 @@ export class CompletionSession {
 
   /** Answer for the cursor described by `q`, or undefined (cancelled, nothing to suggest). */
   async complete(q: CompletionQuery, token: CancelToken): Promise<SessionAnswer | undefined> {
-    const hit = this.cache.get(q);
+    this.refill?.cancel();
+    this.refill = undefined;
+    const hit = this.cache.get(q, { partial: this.opts.streamFirstLine });
     if (hit) {
       this.emit({ kind: 'cache-hit', typed: hit.typed });
-      return { text: hit.text, source: 'cache', full: Promise.resolve(hit.text) };
+      if (!hit.partial) return { text: hit.text, source: 'cache', full: Promise.resolve(hit.text) };
+      const typedText = q.prefix.slice(q.prefix.length - hit.typed);
+      const p = hit.tag as Pending | undefined;
+      if (p && p === this.pending && !p.done) {
+        // Still streaming: it is in use again, so it must not be dropped as an orphan.
+        if (p.orphanTimer) clearTimeout(p.orphanTimer);
+        p.orphanTimer = undefined;
+        return { text: hit.text, source: 'cache', full: this.fullText(p, typedText) };
+      }
+      return { text: hit.text, source: 'cache', full: this.fetchRest(q) };
     }
 
     const joined = this.tryJoin(q);
@@ -139,6 +158,7 @@ export class CompletionSession {
   }
 
   dispose(): void {
+    this.refill?.cancel();
     this.cancelPending();
     this.listeners.clear();
   }
@@ -192,7 +212,8 @@ export class CompletionSession {
       p.done = true;
       const final = postprocess(p.raw, p.post, true);
       p.text = final.text;
-      if (p.text.length > 0) this.cache.put(p.key, p.text);
+      // Replaces the partial entry (an empty completion removes it).
+      this.cache.put(p.key, p.text);
       if (p.orphanTimer) clearTimeout(p.orphanTimer);
       if (this.pending === p) this.pending = undefined;
       this.emit({ kind: 'end', reason, timings, text: p.text });
@@ -210,13 +231,21 @@ export class CompletionSession {
           if (r.stop) {
             p.handle?.cancel();
             finish('stop');
-          } else notify();
+            return;
+          }
+          const lines = this.opts.streamFirstLine ? readyLines(p.text) : undefined;
+          if (lines !== undefined && lines !== p.cachedLines) {
+            p.cachedLines = lines;
+            this.cache.put(p.key, lines, { partial: true, tag: p });
+          }
+          notify();
         },
         onDone: (reason, timings) => finish(reason, timings),
         onError: (err) => {
           if (p.done) return;
           p.error = err;
           p.done = true;
+          if (p.cachedLines !== undefined) this.cache.delete(p.key);
           if (this.pending === p) this.pending = undefined;
           this.emit({ kind: 'end', reason: 'error', text: '' });
           notify();
@@ -233,16 +262,7 @@ export class CompletionSession {
   /** Wait until `p` has something to show for a cursor that is `typedText` ahead of its own. */
   private await(p: Pending, typedText: string, source: 'joined' | 'engine', token: CancelToken): Promise<SessionAnswer | undefined> {
     const typed = typedText.length;
-    const full = new Promise<string>((resolve) => {
-      const check = () => {
-        if (!p.done) return false;
-        p.listeners.delete(check);
-        resolve(p.error || p.cancelled || !p.text.startsWith(typedText) ? '' : p.text.slice(typed));
-        return true;
-      };
-      if (!check()) p.listeners.add(check);
-    });
-    full.catch(() => undefined);
+    const full = this.fullText(p, typedText);
 
     return new Promise<SessionAnswer | undefined>((resolve, reject) => {
       p.waiters++;
@@ -263,7 +283,7 @@ export class CompletionSession {
       const check = () => {
         if (p.error) return settle(undefined, p.error);
         if (p.cancelled) return settle(undefined);
-        const ready = p.done ? p.text : this.opts.streamFirstLine ? firstLineReady(p.text) : undefined;
+        const ready = p.done ? p.text : this.opts.streamFirstLine ? readyLines(p.text) : undefined;
         // Not ready, or the user already typed past the ready part: wait for more.
         if (ready === undefined || (!p.done && ready.length <= typed)) return;
         // Stop rules may trim the final text; it must still continue what was typed.
@@ -283,6 +303,52 @@ export class CompletionSession {
       p.listeners.add(check);
       check();
     });
+  }
+
+  /** Resolves with `p`'s whole completion from a cursor `typedText` ahead ('' if it failed). */
+  private fullText(p: Pending, typedText: string): Promise<string> {
+    return new Promise<string>((resolve) => {
+      const check = () => {
+        if (!p.done) return false;
+        p.listeners.delete(check);
+        resolve(p.error || p.cancelled || !p.text.startsWith(typedText) ? '' : p.text.slice(typedText.length));
+        return true;
+      };
+      if (!check()) p.listeners.add(check);
+    });
+  }
+
+  /**
+   * After an answer from a cancelled request's partial entry: ask for the whole completion as a
+   * miss would (debounced; the next query cancels the wait). Resolves with it, or '' if dropped.
+   */
+  private fetchRest(q: CompletionQuery): Promise<string> {
+    let cancelled = false;
+    const ls = new Set<() => void>();
+    const token: CancelToken = {
+      get isCancellationRequested() {
+        return cancelled;
+      },
+      onCancellationRequested(l) {
+        ls.add(l);
+        return { dispose: () => ls.delete(l) };
+      },
+    };
+    const refill = {
+      cancel() {
+        if (cancelled) return;
+        cancelled = true;
+        for (const l of [...ls]) l();
+      },
+    };
+    this.refill = refill;
+    return (async () => {
+      if (!(await delay(this.opts.debounceMs, token))) return '';
+      if (this.refill === refill) this.refill = undefined;
+      this.cancelPending();
+      const p = this.startRequest(q);
+      return this.fullText(p, '');
+    })();
   }
 
   /** The caller went away: keep the request briefly so the next keystroke can join it. */

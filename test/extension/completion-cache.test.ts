@@ -9,9 +9,9 @@ describe('CompletionCache', () => {
   it('serves the rest of a completion as the user types it', () => {
     const c = new CompletionCache();
     c.put(key, 'a + b');
-    expect(c.get(key)).toEqual({ text: 'a + b', typed: 0 });
+    expect(c.get(key)).toEqual({ text: 'a + b', typed: 0, partial: false });
     const typed = { ...key, offset: key.offset + 3, prefix: prefix + 'a +' };
-    expect(c.get(typed)).toEqual({ text: ' b', typed: 3 });
+    expect(c.get(typed)).toEqual({ text: ' b', typed: 3, partial: false });
   });
 
   it('misses when typed text diverges, the suffix changed, the doc differs or all was typed', () => {
@@ -35,5 +35,19 @@ describe('CompletionCache', () => {
     expect(c.get(k(2))).toBeUndefined();
     expect(c.get(k(1))?.text).toBe('one');
     expect(c.size).toBe(2);
+  });
+
+  it('keeps partial entries apart: tagged, replaced by the whole completion, skipped on request', () => {
+    const c = new CompletionCache();
+    const request = {};
+    c.put(key, 'a + b', { partial: true, tag: request });
+    expect(c.get(key)).toEqual({ text: 'a + b', typed: 0, partial: true, tag: request });
+    expect(c.get(key, { partial: false })).toBeUndefined();
+    c.put(key, 'a + b + c');
+    expect(c.size).toBe(1);
+    expect(c.get(key, { partial: false })).toEqual({ text: 'a + b + c', typed: 0, partial: false });
+    // An empty completion removes the entry.
+    c.put(key, '', { partial: true });
+    expect(c.size).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dropSuffixOverlap, firstLineReady, nextLineBelow, postprocess } from '../../src/completion/postprocess';
+import { dropSuffixOverlap, nextLineBelow, postprocess, readyLines } from '../../src/completion/postprocess';
 
 const ctx = (linePrefix: string, lineSuffix = '', suffixBelow = '', maxLines = 10) => ({
   linePrefix,
@@ -53,11 +53,14 @@ describe('postprocess', () => {
     expect(postprocess('   \n  ', ctx('y = '), true).text).toBe('');
   });
 
-  it('finds the first line ready to show', () => {
-    expect(firstLineReady('abc')).toBeUndefined();
-    expect(firstLineReady('abc\nde')).toBe('abc');
-    expect(firstLineReady('\n    ')).toBeUndefined();
-    expect(firstLineReady('\n    return x\n')).toBe('\n    return x');
+  it('finds the complete lines ready to show', () => {
+    expect(readyLines('abc')).toBeUndefined();
+    expect(readyLines('abc\nde')).toBe('abc');
+    expect(readyLines('abc  \n\n  de\nf')).toBe('abc\n\n  de');
+    expect(readyLines('\n    ')).toBeUndefined();
+    expect(readyLines('\n  \n')).toBeUndefined();
+    expect(readyLines('\n    return x\n')).toBe('\n    return x');
+    expect(readyLines('x = 1 \n\n\ny')).toBe('x = 1');
   });
 
   it('helpers', () => {

@@ -169,7 +169,7 @@ describe('CachetInlineProvider', () => {
     const pos = new vscode.Position(0, 9);
     editorState.active = { document: d, selection: { active: pos }, options: { tabSize: 4 } };
     const be = new Backend();
-    be.script = ['\n    y = x', '\n    return y\n'];
+    be.script = ['\n    y = x\n', '    return y\n'];
     be.stepped = true;
     const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), { settings: () => settings, enabled: () => true, onError: () => undefined });
     const provide = async () => ((await p.provideInlineCompletionItems(d as never, pos as never, ctx as never, token as never)) as unknown as { insertText: string }[] | undefined)?.map((i) => i.insertText) ?? [];

@@ -152,4 +152,102 @@ describe('CompletionSession', () => {
     be.last.fail(new Error('model not loaded'));
     await expect(a).rejects.toThrow('model not loaded');
   });
+
+  it('answers from a streaming request\'s text so far when the typed text continues it, and follows it to the end', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: true });
+    const events: string[] = [];
+    s.onEvent((e) => events.push(e.kind));
+    const q = query('def f(x):\n    ');
+    const t1 = new Token();
+    const first = s.complete(q, t1);
+    await tick();
+    be.last.text('y = x * 2\n    z = y\n    ret');
+    expect((await first)?.text).toBe('y = x * 2\n    z = y');
+    t1.cancel(); // the user types: VS Code cancels the shown call
+    // Typed "y = x * 2\n    z" while the request still streams: answered at once from its text so far.
+    const typed = s.complete(query('def f(x):\n    y = x * 2\n    z'), new Token());
+    const a = await typed;
+    expect(a).toMatchObject({ text: ' = y', source: 'cache' });
+    expect(events).toContain('cache-hit');
+    expect(be.starts).toHaveLength(1);
+    expect(be.last.cancelled).toBe(false);
+    // Its `full` follows the request, from the new cursor.
+    be.last.text('urn z\n');
+    be.last.done();
+    expect(await a!.full).toBe(' = y\n    return z');
+  });
+
+  it('a streaming request in use again is not dropped as an orphan', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: true, orphanGraceMs: 5 });
+    const t1 = new Token();
+    const first = s.complete(query('x = '), t1);
+    await tick();
+    t1.cancel(); // nothing shown yet: the request becomes an orphan with a 5 ms grace
+    expect(await first).toBeUndefined();
+    be.last.text('1\ny = 2\n');
+    // The next keystroke continues its text so far: served from it, and the request is kept.
+    expect(await s.complete(query('x = 1\ny'), new Token())).toMatchObject({ text: ' = 2', source: 'cache' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(be.last.cancelled).toBe(false);
+    expect(s.inFlight).toBe(true);
+  });
+
+  it('shows a cancelled request\'s complete lines at once and asks for the rest again', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: true });
+    const q = query('def f(x):\n    ');
+    void s.complete(q, new Token());
+    await tick();
+    be.last.text('y = x * 2\n    ret');
+    // The user types something else: the request is cancelled midway.
+    void s.complete(query('def f(x):\n    q'), new Token());
+    await tick();
+    expect(be.starts[0].cancelled).toBe(true);
+    // Back at the first cursor: its complete line shows at once, and a new request fetches the rest.
+    const back = await s.complete(q, new Token());
+    expect(back).toMatchObject({ text: 'y = x * 2', source: 'cache' });
+    await tick();
+    expect(be.starts).toHaveLength(3);
+    expect(be.last.input.prefix).toBe(q.prefix);
+    be.last.text('y = x * 2\n    return y\n');
+    be.last.done();
+    expect(await back!.full).toBe('y = x * 2\n    return y');
+    // Now the whole completion is cached.
+    expect(await s.complete(q, new Token())).toMatchObject({ text: 'y = x * 2\n    return y', source: 'cache' });
+  });
+
+  it('the next query cancels the refill wait of a cancelled request\'s partial answer', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 20, maxTokens: 64, streamFirstLine: true });
+    const q = query('def f(x):\n    ');
+    void s.complete(q, new Token());
+    await new Promise((r) => setTimeout(r, 30));
+    be.last.text('y = x * 2\n');
+    s.cancelPending();
+    const back = await s.complete(q, new Token());
+    expect(back?.text).toBe('y = x * 2');
+    // Typing through the shown text right away: served from the same entry, the refill is dropped.
+    const on = await s.complete(query('def f(x):\n    y'), new Token());
+    expect(on?.text).toBe(' = x * 2');
+    expect(await back!.full).toBe('');
+    expect(be.starts).toHaveLength(1);
+  });
+
+  it('with streamFirstLine off, partial text is neither shown nor served from the cache', async () => {
+    const be = new ScriptedBackend();
+    const s = new CompletionSession(be, { debounceMs: 0, maxTokens: 64, streamFirstLine: false });
+    const q = query('def f(x):\n    ');
+    void s.complete(q, new Token());
+    await tick();
+    be.last.text('y = x * 2\n    ret');
+    s.cancelPending();
+    const again = s.complete(q, new Token());
+    await tick();
+    expect(be.starts).toHaveLength(2);
+    be.last.text('y = 1');
+    be.last.done();
+    expect((await again)?.text).toBe('y = 1');
+  });
 });
