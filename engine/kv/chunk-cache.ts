@@ -157,7 +157,7 @@ export class ChunkCache implements KvStatsSource {
     if (chunk.length === 0) throw new CachetError('cannot encode an empty chunk', 'Skip empty chunks.');
     const all = [...Array.from(prefix), ...Array.from(chunk)];
     const kv = this.manager;
-    const a = await kv.acquire(all);
+    const a = await kv.acquire(all, { countLookup: false });
     try {
       await this.backend.forward([
         {

@@ -8,7 +8,9 @@
 //                  exportSequence(seq) / importSequence(state)  K/V of one sequence via the host
 //                  reuseShifted(seq, prompt, minRun)  llama.cpp --cache-reuse (keep + shift runs)
 //   BlockPool, BlockTable   paged blocks (slot = block*blockSize + offset), ref counts, copy-on-write
-//   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction
+//   RadixCache     SGLang-style prefix tree over token ids, page-aligned, lock refs, LRU eviction;
+//                  approximate nodes hold prefixes assembled from chunk caches (acquire/commit
+//                  with { approximate: true } use them; plain lookups stop there)
 //   HostTier       cold prefix blocks offloaded to host memory
 //   ChunkCache     per-file chunk K/V encoded once after a shared prefix; place() re-rotates it to
 //                  a new position ('rotate') or keeps encoded positions ('ape'); blend() is
@@ -21,7 +23,9 @@
 //   const placed = await chunks.place(a.seq, [await chunks.get(keyA, P, A), ...], 'rotate');
 //   await chunks.blend(a.seq, placed, { ratio: 0.15, probe });               // optional CacheBlend
 //   const qPos = positions from placed.nextPosition; await kv.append(a.seq, query, qPos); forward(...)
-// bench/kv-quality-harness.ts runReuse() is a complete, tested instance of this flow.
+// bench/kv-quality-harness.ts runReuse() is a complete, tested instance of this flow, and
+// engine/runtime/chunk-reuse.ts the runtime's (chunk spans of FIM prompts, gaps and CacheBlend
+// picks recomputed in one SequenceBatch.rows forward).
 //
 // Backends only see slot indices; this folder never runs a model except where a caller passes a
 // compute backend (chunk encoding, selective recompute).

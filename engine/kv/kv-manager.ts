@@ -54,6 +54,8 @@ export interface KvAcquisition {
 export interface AcquireOptions {
   /** Also reuse approximate prefixes (K/V assembled from chunk caches). Default false. */
   approximate?: boolean;
+  /** Count this lookup in the prefix hit rate (default true; chunk encoding's own lookups do not). */
+  countLookup?: boolean;
 }
 
 export interface CommitOptions {
@@ -128,7 +130,8 @@ export class KvManager {
     if (n === 0) throw new CachetError('acquire: empty prompt', 'Pass at least one token.');
     const limit = n - 1;
     const approximate = options.approximate ?? false;
-    this.counters.prefixLookups++;
+    const countLookup = options.countLookup ?? true;
+    if (countLookup) this.counters.prefixLookups++;
     let match = this.prefixCache ? this.tree.matchPrefix(tokens, limit, approximate) : { length: 0, blocks: [], node: this.tree.root, exactLength: 0 };
     this.tree.incLock(match.node);
     let node = match.node;
@@ -158,7 +161,7 @@ export class KvManager {
       }
       const seq = this.nextSeq++;
       this.seqs.set(seq, { table, node });
-      if (cached > 0) this.counters.prefixHits++;
+      if (cached > 0 && countLookup) this.counters.prefixHits++;
       if (cached > match.exactLength) this.counters.approxPrefixHits++;
       this.counters.tokensReused += cached;
       this.counters.tokensComputed += n - cached;

@@ -72,6 +72,11 @@ export interface EngineLoadOptions {
 export interface EngineGenerateRequest extends GenerationOptions {
   id?: string;
   prompt: PromptInput | string;
+  /**
+   * Token ranges of repository-context chunks in a 'tokens' prompt, for chunk reuse (benchmarks,
+   * callers that assemble ids themselves). 'segments' prompts mark them with role 'chunk'.
+   */
+  contextSpans?: ContextSpan[];
 }
 
 export interface EngineCompleteRequest extends GenerationOptions {
@@ -261,7 +266,7 @@ export class Engine {
   generate(request: EngineGenerateRequest, onToken?: (chunk: StreamChunk) => void, signal?: AbortSignal): Promise<GenerationResult> {
     const prompt: PromptInput = typeof request.prompt === 'string' ? { kind: 'text', text: request.prompt } : request.prompt;
     if (prompt.kind === 'fim') return this.complete({ ...request, fim: prompt.fim }, onToken, signal);
-    const spans: ContextSpan[] = [];
+    const spans: ContextSpan[] = prompt.kind === 'tokens' ? request.contextSpans ?? [] : [];
     const ids = this.promptTokens(prompt, spans);
     return this.submit(request, ids, request.stop, undefined, onToken, signal, spans);
   }
