@@ -18,7 +18,7 @@ export interface CachetSettings {
     maxTokens: number;
     maxLines: number;
     contextTokens: number;
-    /** Tokens of other open files sent as context chunks (0: none). */
+    /** Token budget of repository context chosen from open and recently edited files (0: none). */
     openFilesContextTokens: number;
   };
   server: { enabled: boolean; port: number };

@@ -13,7 +13,7 @@ import { CachetStatusBar } from './status-bar';
 import { Dashboard, type SessionCounters } from './dashboard';
 import { LocalServer } from './local-server';
 import { embeddedModel, selectModel, type SettingsTarget, settingsTarget } from './models';
-import type { OpenFile } from './completion/open-files';
+import { EditTracker, type OpenFile } from './completion/open-files';
 
 export const COMMANDS = {
   accept: 'cachet.acceptSuggestion',
@@ -122,23 +122,38 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
   );
   status.update({ enabled, engine: settings.remote.url ? 'remote' : 'stopped' });
 
-  // ---- provider (other open files give context; remember when each editor was last focused)
+  // ---- provider (open files are repository-context candidates; remember when each editor was
+  // last focused and each document last edited)
   const lastActive = new Map<string, number>();
+  const edits = new EditTracker();
   const markActive = (ed: vscode.TextEditor | undefined) => {
     if (ed) lastActive.set(ed.document.uri.toString(), Date.now());
   };
+  const isCodeDoc = (d: vscode.TextDocument) => d.uri.scheme === 'file' || d.uri.scheme === 'untitled' || d.uri.scheme === 'vscode-remote';
   markActive(vscode.window.activeTextEditor);
-  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(markActive));
+  context.subscriptions.push(
+    vscode.window.onDidChangeActiveTextEditor(markActive),
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      if (e.contentChanges.length > 0 && isCodeDoc(e.document)) edits.edited(e.document.uri.toString(), Date.now());
+    }),
+    vscode.workspace.onDidCloseTextDocument((d) => edits.forget(d.uri.toString())),
+  );
   const openFiles = (): OpenFile[] =>
     vscode.workspace.textDocuments
-      .filter((d) => (d.uri.scheme === 'file' || d.uri.scheme === 'untitled' || d.uri.scheme === 'vscode-remote') && !d.isClosed)
-      .map((d) => ({
-        uri: d.uri.toString(),
-        path: vscode.workspace.asRelativePath(d.uri, false),
-        text: d.getText(),
-        languageId: d.languageId,
-        lastActive: lastActive.get(d.uri.toString()) ?? 0,
-      }));
+      // Very long documents (logs, generated code) are not worth copying on every request.
+      .filter((d) => isCodeDoc(d) && !d.isClosed && d.lineCount <= 50_000)
+      .map((d) => {
+        const uri = d.uri.toString();
+        const editedAt = edits.get(uri);
+        return {
+          uri,
+          path: vscode.workspace.asRelativePath(d.uri, false),
+          text: d.getText(),
+          languageId: d.languageId,
+          lastActive: lastActive.get(uri) ?? 0,
+          ...(editedAt !== undefined ? { editedAt } : {}),
+        };
+      });
   const provider = new CachetInlineProvider(session, {
     settings: () => settings,
     enabled: () => enabled,
@@ -306,7 +321,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
 function sessionLogLine(e: SessionEvent): string {
   switch (e.kind) {
     case 'start':
-      return `completion: request at offset ${e.offset} (${e.promptChars} chars of context, ${e.chunks} open-file chunks)`;
+      return `completion: request at offset ${e.offset} (${e.promptChars} chars of context, ${e.contextFiles} context files)`;
     case 'joined':
       return `completion: joined the in-flight request (${e.typed} chars typed since)`;
     case 'cache-hit':

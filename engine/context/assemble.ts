@@ -5,6 +5,7 @@ import { CachetError } from '../errors';
 import { fimFormatFor, type FimFormat, type PromptTokenizer } from './fim-formats';
 import { buildFimPrompt, tokenizePrompt, type FimBudget, type FimPrompt, type TokenizedPrompt } from './fim-prompt';
 import { fimStopTokenCheck } from './stop-rules';
+import { repoContextFiles, type RepoContextInput } from './repo-context';
 import { prefixWindow, suffixWindow } from './windows';
 
 export interface FimRequestInput {
@@ -14,6 +15,8 @@ export interface FimRequestInput {
   repoName?: string;
   /** Retrieved chunks; higher score = higher priority when the budget forces dropping. */
   chunks?: { filePath: string; text: string; score?: number }[];
+  /** Candidate files to select more chunks from (after `chunks`), see repo-context.ts. */
+  repoContext?: RepoContextInput;
 }
 
 export interface AssembleOptions {
@@ -52,7 +55,11 @@ export function assembleFim(tokenizer: PromptTokenizer, input: FimRequestInput, 
       prefix,
       suffix,
       // The caller's order is kept (stable for caches); the budget drops the lowest scores first.
-      context: (input.chunks ?? []).map((c) => ({ path: c.filePath, text: c.text, score: c.score })),
+      context: [
+        ...(input.chunks ?? []).map((c) => ({ path: c.filePath, text: c.text, score: c.score })),
+        // Selected against the whole text the editor sent (imports and the cursor's neighbourhood).
+        ...(input.repoContext ? repoContextFiles(input.repoContext, input) : []),
+      ],
     },
     { budget: options.budget, countTokens, cursorLineInMiddle: options.cursorLineInMiddle ?? true },
   );

@@ -6,6 +6,9 @@
 //
 // Emission order favours cache hits: stable chunks (imports, open files) first in path/line order,
 // recently edited chunks last (oldest edit first), so typing elsewhere does not reorder the prompt.
+//
+// repoContextFiles is the entry point for a FIM request: the editor sends its candidate files
+// (protocol RepoContextRequest) and the engine chooses here, so the extension needs no engine code.
 
 import type { ContextFile } from './fim-prompt';
 import { approxTokens, type CountTokens } from './windows';
@@ -61,6 +64,20 @@ const KEYWORDS = new Set(
     'pass public private protected static void int float double char bool string fn pub use mod impl struct ' +
     'enum match type interface package func go defer lambda and or not is elif end then').split(' '),
 );
+
+/** Identifier sets of recently seen chunk texts: most candidates do not change between keystrokes. */
+const idMemo = new Map<string, Set<string>>();
+const ID_MEMO_MAX = 4096;
+
+function chunkIdentifiers(text: string): Set<string> {
+  let ids = idMemo.get(text);
+  if (!ids) {
+    if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
+    ids = identifierSet(text);
+    idMemo.set(text, ids);
+  }
+  return ids;
+}
 
 /** Identifiers of a text (length >= 2, keywords out), the unit of the similarity measure. */
 export function identifierSet(text: string): Set<string> {
@@ -188,7 +205,7 @@ export function selectContext(options: SelectOptions): ContextChunk[] {
     const sources = [...new Set<ContextSource>([...file.sources, ...(imported.has(file.path) ? (['import'] as const) : [])])];
     const boost = Math.max(0, ...sources.map((s) => SOURCE_BOOST[s]));
     for (const chunk of chunkByLines(file.text, size)) {
-      const sim = jaccard(query, identifierSet(chunk.text));
+      const sim = jaccard(query, chunkIdentifiers(chunk.text));
       const score = sim + boost;
       if (sim === 0 && !sources.includes('import')) continue;
       if (score < minScore && !sources.includes('import')) continue;
@@ -237,4 +254,32 @@ export function chunksToContextFiles(chunks: ContextChunk[]): ContextFile[] {
     last = c;
   }
   return out;
+}
+
+/** Candidate files as the editor sends them (the protocol's RepoContextRequest, structurally). */
+export interface RepoContextInput {
+  candidates: { filePath: string; text: string; sources: ContextSource[]; editedAt?: number }[];
+  tokenBudget: number;
+  /** The start of the current file, for its imports; the prefix is used when absent. */
+  currentHead?: string;
+}
+
+/** The code around the cursor that chunks are compared with: the last lines before it and the first after. */
+export function cursorQuery(prefix: string, suffix: string, linesBefore = 30, linesAfter = 10): string {
+  const before = prefix.split('\n').slice(-linesBefore).join('\n');
+  const after = suffix.split('\n').slice(0, linesAfter).join('\n');
+  return before + after;
+}
+
+/** Context files for one FIM request: selectContext over the editor's candidates, adjacent chunks merged. */
+export function repoContextFiles(input: RepoContextInput, request: { filePath?: string; prefix: string; suffix: string }): ContextFile[] {
+  if (input.candidates.length === 0 || input.tokenBudget <= 0) return [];
+  const chosen = selectContext({
+    currentPath: request.filePath ?? '',
+    query: cursorQuery(request.prefix, request.suffix),
+    currentText: input.currentHead ?? request.prefix,
+    candidates: input.candidates.map((c) => ({ path: c.filePath, text: c.text, sources: c.sources, editedAt: c.editedAt })),
+    tokenBudget: input.tokenBudget,
+  });
+  return chunksToContextFiles(chosen);
 }

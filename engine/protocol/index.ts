@@ -71,6 +71,30 @@ export interface ContextChunk {
   score?: number;
 }
 
+/** A file the engine may take repository context from (engine/context selectContext). */
+export interface ContextCandidate {
+  filePath: string;
+  text: string;
+  languageId?: string;
+  /** Why it is a candidate; files the current file imports are found by the engine. */
+  sources: ('open' | 'recent-edit' | 'visited')[];
+  /** When it was last edited (ms since epoch): recent edits go last in the prompt, oldest first. */
+  editedAt?: number;
+}
+
+/**
+ * Files to choose repository context from: the engine picks chunks (imported files, open and
+ * recently edited ones, nearest by similarity to the code around the cursor) within
+ * `tokenBudget`, ordered stable-first so consecutive prompts share their prefix.
+ */
+export interface RepoContextRequest {
+  candidates: ContextCandidate[];
+  /** Budget for the chosen chunks, in (approximate) tokens. */
+  tokenBudget: number;
+  /** The start of the current file, to read its imports from (when the prefix window misses them). */
+  currentHead?: string;
+}
+
 /** Fill-in-the-middle input: the engine formats it for the model family (engine/context). */
 export interface FimInput {
   prefix: string;
@@ -78,7 +102,9 @@ export interface FimInput {
   filePath?: string;
   languageId?: string;
   repoName?: string;
+  /** Context chunks as given, before any the engine selects from `repoContext`. */
   chunks?: ContextChunk[];
+  repoContext?: RepoContextRequest;
 }
 
 export type PromptInput =

@@ -1,13 +1,12 @@
-// Context from other open files: the head of each (imports, top-level definitions) goes into the
-// FIM prompt as chunks, the way twinny's "open files" and Copilot's neighbor tabs start. Pure.
+// Repository-context candidates from the editor: the open files, with when each was last focused
+// and last edited. The engine chooses the chunks (engine/context repo-context.ts: files the current
+// file imports, recent edits, nearest chunks by similarity, stable-first order for its caches), so
+// the extension only decides which files to send and how much of each. Pure.
 //
-// Same-language files first, then the most recently focused. Chunks come back sorted by path so
-// the prompt's order stays the same while the user moves between editors (the engine's prefix
-// cache keeps their KV); `score` carries the recency so the engine drops the least recent first
-// when its token budget is short.
+// Over the limits, recently edited files go first, then the most recently focused; the list is
+// sent sorted by path so the engine sees the same input while the user moves between editors.
 
-import type { ContextChunk } from '../../engine/protocol';
-import { CHARS_PER_TOKEN } from './context-window';
+import type { ContextCandidate } from '../../engine/protocol';
 
 export interface OpenFile {
   uri: string;
@@ -17,26 +16,41 @@ export interface OpenFile {
   languageId: string;
   /** When the file's editor was last focused (ms); 0 if never. */
   lastActive: number;
+  /** When the file was last edited in this session (ms); absent if not edited. */
+  editedAt?: number;
 }
 
-/** Files larger than this are skipped (generated or data files). */
-export const MAX_OPEN_FILE_CHARS = 1_000_000;
+export interface CandidateLimits {
+  /** Files sent at most. */
+  maxFiles: number;
+  /** Longer files are cut to their head (at a line end). */
+  maxFileChars: number;
+  /** Characters sent at most over all files (what is copied to the engine per request). */
+  maxTotalChars: number;
+}
 
-export function openFileChunks(files: OpenFile[], current: { uri: string; languageId: string }, budgetTokens: number, maxFiles = 4): ContextChunk[] {
-  const budgetChars = Math.floor(budgetTokens * CHARS_PER_TOKEN);
-  if (budgetChars <= 0) return [];
+export const DEFAULT_CANDIDATE_LIMITS: CandidateLimits = { maxFiles: 12, maxFileChars: 200_000, maxTotalChars: 800_000 };
+
+export function contextCandidates(files: OpenFile[], current: { uri: string }, limits: CandidateLimits = DEFAULT_CANDIDATE_LIMITS): ContextCandidate[] {
   const picked = files
-    .filter((f) => f.uri !== current.uri && f.text.trim().length > 0 && f.text.length <= MAX_OPEN_FILE_CHARS)
-    .sort((a, b) => Number(b.languageId === current.languageId) - Number(a.languageId === current.languageId) || b.lastActive - a.lastActive)
-    .slice(0, maxFiles);
-  if (picked.length === 0) return [];
-  const perFile = Math.floor(budgetChars / picked.length);
-  const chunks: ContextChunk[] = [];
-  picked.forEach((f, rank) => {
-    const text = headOf(f.text, perFile);
-    if (text.trim().length > 0) chunks.push({ filePath: f.path, text, languageId: f.languageId, score: picked.length - rank });
-  });
-  return chunks.sort((a, b) => (a.filePath < b.filePath ? -1 : a.filePath > b.filePath ? 1 : 0));
+    .filter((f) => f.uri !== current.uri && f.text.trim().length > 0)
+    .sort((a, b) => (b.editedAt ?? 0) - (a.editedAt ?? 0) || b.lastActive - a.lastActive || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .slice(0, limits.maxFiles);
+  const out: ContextCandidate[] = [];
+  let total = 0;
+  for (const f of picked) {
+    const text = headOf(f.text, Math.min(limits.maxFileChars, limits.maxTotalChars - total));
+    if (text.trim().length === 0) continue;
+    total += text.length;
+    out.push({
+      filePath: f.path,
+      text,
+      languageId: f.languageId,
+      sources: f.editedAt !== undefined ? ['open', 'recent-edit'] : ['open'],
+      ...(f.editedAt !== undefined ? { editedAt: f.editedAt } : {}),
+    });
+  }
+  return out.sort((a, b) => (a.filePath < b.filePath ? -1 : a.filePath > b.filePath ? 1 : 0));
 }
 
 /** The first `maxChars` characters of `text`, cut back to a whole line when longer. */
@@ -44,4 +58,25 @@ export function headOf(text: string, maxChars: number): string {
   if (text.length <= maxChars) return text;
   const nl = text.lastIndexOf('\n', maxChars);
   return nl > 0 ? text.slice(0, nl + 1) : '';
+}
+
+/** Remembers when documents were last edited, for the 'recent-edit' source (most recent N kept). */
+export class EditTracker {
+  private editedAt = new Map<string, number>();
+
+  constructor(private readonly capacity = 32) {}
+
+  edited(uri: string, at: number): void {
+    this.editedAt.delete(uri);
+    this.editedAt.set(uri, at);
+    if (this.editedAt.size > this.capacity) this.editedAt.delete(this.editedAt.keys().next().value!);
+  }
+
+  get(uri: string): number | undefined {
+    return this.editedAt.get(uri);
+  }
+
+  forget(uri: string): void {
+    this.editedAt.delete(uri);
+  }
 }

@@ -13,7 +13,7 @@
 import * as vscode from 'vscode';
 import { contextWindow } from './context-window';
 import type { CompletionSession } from './session';
-import { openFileChunks, type OpenFile } from './open-files';
+import { contextCandidates, headOf, type OpenFile } from './open-files';
 import type { CachetSettings } from '../config';
 
 export interface ProviderHooks {
@@ -21,9 +21,12 @@ export interface ProviderHooks {
   /** Completions are on (global toggle). */
   enabled(): boolean;
   onError(err: unknown): void;
-  /** Other open files, for context chunks (optional). */
+  /** Open files (with focus and edit times), the candidates for repository context (optional). */
   openFiles?(): OpenFile[];
 }
+
+/** How much of the current file's start is sent for its imports. */
+const CURRENT_HEAD_CHARS = 8000;
 
 /** Replace the shown inline suggestion with a fresh one from the providers (see the header). */
 export async function reofferInlineSuggestion(): Promise<void> {
@@ -55,7 +58,12 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
     const folder = vscode.workspace.getWorkspaceFolder(document.uri);
     const filePath = folder ? vscode.workspace.asRelativePath(document.uri, false) : document.uri.fsPath;
 
-    const chunks = this.hooks.openFiles ? openFileChunks(this.hooks.openFiles(), { uri: document.uri.toString(), languageId: document.languageId }, s.completion.openFilesContextTokens) : [];
+    // Repository context: the engine picks chunks from these files (imports, recent edits, similarity).
+    const budget = s.completion.openFilesContextTokens;
+    const candidates = budget > 0 && this.hooks.openFiles ? contextCandidates(this.hooks.openFiles(), { uri: document.uri.toString() }) : [];
+    // The file's imports are at its top; send the head when the prefix window starts below it.
+    const windowStart = w.offset - w.prefix.length;
+    const repoContext = candidates.length ? { candidates, tokenBudget: budget, ...(windowStart > 0 ? { currentHead: headOf(text, CURRENT_HEAD_CHARS) } : {}) } : undefined;
 
     // The answer is for this version of the document; a re-offer only makes sense while it holds.
     const version = document.version;
@@ -67,7 +75,7 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
           offset: w.offset,
           prefix: w.prefix,
           suffix: w.suffix,
-          fim: { prefix: w.prefix, suffix: w.suffix, filePath, languageId: document.languageId, repoName: folder?.name, ...(chunks.length ? { chunks } : {}) },
+          fim: { prefix: w.prefix, suffix: w.suffix, filePath, languageId: document.languageId, repoName: folder?.name, ...(repoContext ? { repoContext } : {}) },
           post: {
             linePrefix: w.linePrefix,
             lineSuffix: w.lineSuffix,

@@ -56,7 +56,8 @@ export interface SessionAnswer {
 }
 
 export type SessionEvent =
-  | { kind: 'start'; offset: number; promptChars: number; chunks: number }
+  /** promptChars: text around the cursor and given chunks; contextFiles: chunks + candidate files sent. */
+  | { kind: 'start'; offset: number; promptChars: number; contextFiles: number }
   | { kind: 'end'; reason: FinishReason; timings?: Timings; text: string }
   | { kind: 'cache-hit'; typed: number }
   | { kind: 'joined'; typed: number }
@@ -203,7 +204,8 @@ export class CompletionSession {
     };
     this.pending = p;
     const chunks = q.fim.chunks ?? [];
-    this.emit({ kind: 'start', offset: q.offset, promptChars: q.prefix.length + q.suffix.length + chunks.reduce((n, c) => n + c.text.length, 0), chunks: chunks.length });
+    const contextFiles = chunks.length + (q.fim.repoContext?.candidates.length ?? 0);
+    this.emit({ kind: 'start', offset: q.offset, promptChars: q.prefix.length + q.suffix.length + chunks.reduce((n, c) => n + c.text.length, 0), contextFiles });
     const notify = () => {
       for (const l of p.listeners) l();
     };

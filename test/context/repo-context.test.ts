@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import {
+  assembleFim,
   chunkByLines,
+  cursorQuery,
   chunksToContextFiles,
   extractImports,
   identifierSet,
   jaccard,
+  repoContextFiles,
   resolveImport,
   selectContext,
+  type PromptTokenizer,
+  type RepoContextInput,
 } from '../../engine/context';
 
 describe('identifiers and similarity', () => {
@@ -104,5 +109,93 @@ describe('selectContext', () => {
       { path: 'a', text: 'l1\nl2\nl3\nl4\n', score: 1 },
       { path: 'a', text: 'l9\n', score: 1 },
     ]);
+  });
+});
+
+// A Qwen-style repo-level tokenizer with one id per character, so prompts compare token by token.
+const charTokenizer: PromptTokenizer = {
+  fim: { prefix: 1, suffix: 2, middle: 3, repoName: 4, fileSep: 5 },
+  tokenText: (id) => ['', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|repo_name|>', '<|file_sep|>'][id]!,
+  encode: (text) => [...text].map((c) => 100 + c.charCodeAt(0)),
+  isEog: () => false,
+};
+
+function commonPrefix(a: number[], b: number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+describe('repository context for a FIM request (the editor\'s candidates)', () => {
+  const util = 'def parse_header(data):\n    return read_magic(data)\n';
+  const helpers = 'def read_magic(data):\n    return data[0]\n';
+  const unrelated = 'def draw_circle(radius):\n    return radius * 2\n';
+  const notes = (v: number) => `def checksum(data):\n    return sum(data) % ${v}\n`;
+  const request = (edited: number, typed: string) => ({
+    filePath: 'app/main.py',
+    repoName: 'demo',
+    prefix: 'from app.util import parse_header\n\nheader = parse_header(data)\nmagic = read_magic(data)\ntotal = checksum(data)\n' + typed,
+    suffix: '\n',
+    repoContext: {
+      candidates: [
+        { filePath: 'app/draw.py', text: unrelated, sources: ['open'] },
+        { filePath: 'app/notes.py', text: notes(edited), sources: ['open', 'recent-edit'], editedAt: 1000 + edited },
+        { filePath: 'app/helpers.py', text: helpers, sources: ['open'] },
+        { filePath: 'app/util.py', text: util, sources: ['open'] },
+      ],
+      tokenBudget: 500,
+    } satisfies RepoContextInput,
+  });
+
+  it('picks imported, similar and recently edited files, skips unrelated ones; stable first, recent edits last', () => {
+    const files = repoContextFiles(request(7, '').repoContext, request(7, ''));
+    expect(files.map((f) => f.path)).toEqual(['app/helpers.py', 'app/util.py', 'app/notes.py']);
+    expect(files[1]!.text).toBe(util);
+  });
+
+  it('reads imports from the current file head when given, else from the prefix', () => {
+    const input: RepoContextInput = { candidates: [{ filePath: 'lib/codec.py', text: 'def encode(x):\n    return x\n', sources: ['open'] }], tokenBudget: 500 };
+    const req = { filePath: 'main.py', prefix: 'y = 1\n', suffix: '' };
+    expect(repoContextFiles(input, req)).toEqual([]);
+    expect(repoContextFiles({ ...input, currentHead: 'from lib.codec import encode\n' }, req).map((f) => f.path)).toEqual(['lib/codec.py']);
+    expect(repoContextFiles({ ...input, tokenBudget: 0, currentHead: 'from lib.codec import encode\n' }, req)).toEqual([]);
+  });
+
+  it('compares chunks with the lines around the cursor', () => {
+    const prefix = Array.from({ length: 50 }, (_, i) => `p${i}`).join('\n');
+    const suffix = Array.from({ length: 50 }, (_, i) => `s${i}`).join('\n');
+    const q = cursorQuery(prefix, suffix, 2, 2);
+    expect(q).toBe('p48\np49s0\ns1');
+  });
+
+  it('consecutive keystrokes share the whole stable context as a prompt prefix, even when a recent edit changed', () => {
+    // Keystroke 1, then the user edits notes.py and types in main.py: only the recent-edit chunk
+    // (last) and the current file's text differ.
+    const a = assembleFim(charTokenizer, request(7, 'x'));
+    const b = assembleFim(charTokenizer, request(9, 'xy'));
+    const contexts = (p: typeof a) => p.tokens.segments.filter((s) => s.kind === 'context');
+    expect(contexts(a)).toHaveLength(3);
+    const stableEnd = contexts(a)[1]!.end; // helpers.py and util.py
+    expect(contexts(b)[1]!.end).toBe(stableEnd);
+    const shared = commonPrefix(a.tokens.ids, b.tokens.ids);
+    expect(shared).toBeGreaterThanOrEqual(stableEnd);
+    // ... and the recent edit is where they part.
+    expect(shared).toBeLessThan(contexts(a)[2]!.end);
+    // Ordered by score instead, the recent edit (boosted) comes before helpers.py, whose tokens
+    // then fall outside the shared prefix: the engine would prefill them again.
+    const byScore = (r: ReturnType<typeof request>) =>
+      assembleFim(charTokenizer, { ...r, repoContext: undefined, chunks: [...repoContextFiles(r.repoContext, r)].sort((x, y) => (y.score ?? 0) - (x.score ?? 0)).map((f) => ({ filePath: f.path, text: f.text, score: f.score })) });
+    const sa = byScore(request(7, 'x'));
+    const sharedByScore = commonPrefix(sa.tokens.ids, byScore(request(9, 'xy')).tokens.ids);
+    expect(sa.prompt.segments.filter((s) => s.kind === 'context').map((s) => s.key.split(':')[1])).toEqual(['app/util.py', 'app/notes.py', 'app/helpers.py']);
+    expect(sharedByScore).toBeLessThan(contexts(sa)[2]!.start);
+    expect(sharedByScore).toBeLessThan(shared);
+  });
+
+  it('given chunks come first, then the selected ones', () => {
+    const r = request(7, '');
+    const a = assembleFim(charTokenizer, { ...r, chunks: [{ filePath: 'pinned.py', text: 'PINNED = 1\n', score: 1 }] });
+    const order = a.prompt.segments.filter((s) => s.kind === 'context').map((s) => s.key.split(':')[1]);
+    expect(order).toEqual(['pinned.py', 'app/helpers.py', 'app/util.py', 'app/notes.py']);
   });
 });

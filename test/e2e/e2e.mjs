@@ -280,7 +280,7 @@ try {
 
   await check('open a file and see ghost text while typing', async () => {
     await clearToasts();
-    // util.js is opened first so main.py's requests carry it as an open-file context chunk.
+    // util.js is opened first so main.py's requests carry it as a repository-context candidate.
     await page.keyboard.press('Control+P');
     await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
     await page.locator('.quick-input-widget input').fill('util.js');
@@ -391,7 +391,12 @@ try {
     }
     await readmeShot('ghost-text-body', page.locator('.part.editor'));
     await page.keyboard.press('Escape');
-    return JSON.stringify(ghost.slice(0, 60));
+    // A multi-line completion must end up shown whole, not only its first line (the re-offer).
+    const ends = [...findLogs(join(userData, 'logs')).map((f) => readFileSync(f, 'utf8')).join('\n').matchAll(/completion: (?:eog|stop|length), \d+ chars shown.*; starts (".*")$/gm)];
+    const last = ends.length ? JSON.parse(ends[ends.length - 1][1]) : '';
+    const second = last.split('\n').slice(1).join('').replace(/\s+/g, '').slice(0, 12);
+    if (second && !ghost.replace(/\s+/g, '').includes(second)) throw new Error(`only part of a multi-line completion is shown: ${JSON.stringify(ghost.slice(0, 80))} for ${JSON.stringify(last)}`);
+    return `${JSON.stringify(ghost.slice(0, 60))}${second ? ' (multi-line, shown whole)' : ''}`;
   });
 
   await check('Select Model lists the bundled model first, details per model, unloadable files with the reason', async () => {
@@ -556,18 +561,18 @@ function findLogs(dir) {
   return findFiles(dir, /Cachet\.log$/);
 }
 for (const [i, f] of findLogs(join(userData, 'logs')).entries()) cpSync(f, join(OUT, i ? `cachet-${i}.log` : 'cachet.log'));
-// The Output channel shows what each request carried: main.py's requests include util.js.
+// The Output channel shows what each request carried: main.py's requests include util.js as a context file.
 {
   const logPath = join(OUT, 'cachet.log');
   // Every Cachet log (one per extension host session).
   const log = findLogs(join(userData, 'logs')).map((f) => readFileSync(f, 'utf8')).join('\n');
-  const withChunks = (log.match(/request at offset \d+ \(\d+ chars of context, [1-9]\d* open-file chunks\)/g) ?? []).length;
+  const withChunks = (log.match(/request at offset \d+ \(\d+ chars of context, [1-9]\d* context files\)/g) ?? []).length;
   if (withChunks > 0) {
     passed++;
-    console.log(`ok   requests carry open-file context chunks (${withChunks} requests, from the Cachet log)`);
+    console.log(`ok   requests carry repository-context files (${withChunks} requests, from the Cachet log)`);
   } else {
     failed++;
-    console.log(`FAIL requests carry open-file context chunks: none in ${logPath}`);
+    console.log(`FAIL requests carry repository-context files: none in ${logPath}`);
   }
 }
 writeFileSync(join(OUT, 'results.json'), JSON.stringify({ passed, failed, seconds: (Date.now() - t0) / 1000, results }, null, 2));

@@ -123,7 +123,7 @@ describe('CachetInlineProvider', () => {
     expect(items[0].range.start).toBe(pos);
   });
 
-  it('adds other open files as context chunks', async () => {
+  it('sends the other open files as repository-context candidates within the budget, with the file head when the window misses it', async () => {
     const be = new Backend();
     be.script = ['1'];
     const p = new CachetInlineProvider(new CompletionSession(be, { debounceMs: 0, maxTokens: 32, streamFirstLine: true }), {
@@ -136,7 +136,18 @@ describe('CachetInlineProvider', () => {
       ],
     });
     await p.provideInlineCompletionItems(doc('x = ') as never, new vscode.Position(0, 4) as never, ctx as never, token as never);
-    expect(be.inputs[0].chunks).toEqual([{ filePath: 'src/util.py', text: 'def helper():\n    return 2\n', languageId: 'python', score: 1 }]);
+    expect(be.inputs[0].chunks).toBeUndefined();
+    expect(be.inputs[0].repoContext).toEqual({
+      candidates: [{ filePath: 'src/util.py', text: 'def helper():\n    return 2\n', languageId: 'python', sources: ['open'] }],
+      tokenBudget: 100,
+    });
+    // A prefix window that starts below the top of the file: the head goes along for the imports.
+    const long = 'import util\n' + 'x = 1\n'.repeat(2000) + 'y = ';
+    const lines = long.split('\n');
+    await p.provideInlineCompletionItems(doc(long) as never, new vscode.Position(lines.length - 1, 4) as never, ctx as never, token as never);
+    const rc = be.inputs[1].repoContext!;
+    expect(be.inputs[1].prefix.startsWith('import util')).toBe(false);
+    expect(rc.currentHead!.startsWith('import util\nx = 1\n')).toBe(true);
   });
 
   it('stays silent when off, for disabled languages and while the suggest widget has a selection', async () => {
