@@ -1,12 +1,12 @@
 // CPU decode/prefill: Cachet's onnxruntime-node backend against llama.cpp CPU (node-llama-cpp) on
 // the same random-weight GGUF shaped like Qwen2.5-Coder-0.5B (24 layers, 896 dims, 14/2 heads,
 // ff 4864, the real 151,936-token qwen2 vocabulary), in Q8_0 and Q4_0, at context 512 and 4k,
-// with the same thread count. Prints JSON and a table; writes bench/results/cpu-<host>.json.
+// with the same thread count. Prints JSON and a table; writes bench/results/cpu-2core.json.
 //
 //   npx esbuild bench/cpu.ts --bundle --platform=node --outfile=bench/tmp/cpu-bench.js \
 //     --external:onnxruntime-node --external:webgpu --external:node-llama-cpp && \
 //     node bench/tmp/cpu-bench.js [--threads 2] [--quants Q8_0,Q4_0] [--contexts 512,4096] \
-//     [--decode 32] [--layers 24] [--kv f16|f32] [--no-llama]
+//     [--decode 16] [--rounds 4] [--layers 24] [--kv f16|f32] [--no-llama]
 // --kv picks the onnx backend's KV cache type (default f16, as llama.cpp's); --no-llama runs ours
 // only (a quick probe; the result file is written only when llama.cpp ran beside it).
 
@@ -29,7 +29,9 @@ const root = process.cwd();
 const threads = Number(arg('threads', '2'));
 const quants = arg('quants', 'Q8_0,Q4_0').split(',') as TestQuant[];
 const contexts = arg('contexts', '512,4096').split(',').map(Number);
-const decodeSteps = Number(arg('decode', '32'));
+const decodeSteps = Number(arg('decode', '16'));
+const rounds = Number(arg('rounds', '4'));
+const warmupSteps = 2;
 const layers = Number(arg('layers', '24'));
 const kvType = arg('kv', 'f16') as 'f16' | 'f32';
 const withLlama = !process.argv.includes('--no-llama');
@@ -41,7 +43,9 @@ interface Row {
   context: number;
   prefillTokens: number;
   prefillTokPerS: number;
+  /** Median over the decode segments. */
   decodeTokPerS: number;
+  decodeSegmentsTokPerS: number[];
 }
 
 function promptTokens(n: number, seed: number): number[] {
@@ -58,29 +62,44 @@ function argmax(x: Float32Array): number {
   return b;
 }
 
-async function runCachet(backend: Backend, prompt: number[]): Promise<{ prefill: number; decode: number }> {
-  const slots = Int32Array.from({ length: prompt.length + decodeSteps }, (_, i) => i);
-  let t0 = performance.now();
-  let logits: Float32Array = new Float32Array(0);
-  for (let at = 0; at < prompt.length; at += chunk) {
-    const part = prompt.slice(at, at + chunk);
-    const [r] = await backend.forward([{
-      tokens: Int32Array.from(part),
-      positions: Int32Array.from(part, (_, i) => at + i),
-      context: slots.subarray(0, at + part.length),
-      logits: at + part.length >= prompt.length ? 'last' : 'none',
-    }]);
-    logits = r!.logits;
-  }
-  const prefill = (performance.now() - t0) / 1000;
-  t0 = performance.now();
-  let tok = argmax(logits);
-  for (let s = 0; s < decodeSteps; s++) {
-    const pos = prompt.length + s;
-    const [r] = await backend.forward([{ tokens: Int32Array.of(tok), positions: Int32Array.of(pos), context: slots.subarray(0, pos + 1), logits: 'last' }]);
-    tok = argmax(r!.logits);
-  }
-  return { prefill, decode: (performance.now() - t0) / 1000 };
+/** One engine holding one prompt's context: prefill once, then decode in segments. */
+interface Runner {
+  /** Seconds for the whole prompt. */
+  prefill(): Promise<number>;
+  /** Seconds for `steps` greedy decode steps after what was decoded so far. */
+  decode(steps: number): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+function cachetRunner(backend: Backend, prompt: number[], maxDecode: number): Runner {
+  const slots = Int32Array.from({ length: prompt.length + maxDecode }, (_, i) => i);
+  let tok = 0;
+  let pos = prompt.length;
+  return {
+    async prefill() {
+      const t0 = performance.now();
+      for (let at = 0; at < prompt.length; at += chunk) {
+        const part = prompt.slice(at, at + chunk);
+        const [r] = await backend.forward([{
+          tokens: Int32Array.from(part),
+          positions: Int32Array.from(part, (_, i) => at + i),
+          context: slots.subarray(0, at + part.length),
+          logits: at + part.length >= prompt.length ? 'last' : 'none',
+        }]);
+        tok = argmax(r!.logits);
+      }
+      return (performance.now() - t0) / 1000;
+    },
+    async decode(steps) {
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++, pos++) {
+        const [r] = await backend.forward([{ tokens: Int32Array.of(tok), positions: Int32Array.of(pos), context: slots.subarray(0, pos + 1), logits: 'last' }]);
+        tok = argmax(r!.logits);
+      }
+      return (performance.now() - t0) / 1000;
+    },
+    dispose: () => backend.dispose(),
+  };
 }
 
 // Types only; the module is loaded from test/oracle/node_modules at run time.
@@ -95,26 +114,40 @@ async function loadLlamaCpp(): Promise<NodeLlamaCpp | undefined> {
   }
 }
 
-async function runLlamaCpp(mod: NodeLlamaCpp, path: string, prompt: number[], contextSize: number): Promise<{ prefill: number; decode: number }> {
+async function llamaCppRunner(mod: NodeLlamaCpp, path: string, prompt: number[], contextSize: number): Promise<Runner> {
   const llama = await mod.getLlama({ gpu: false, build: 'never', logLevel: mod.LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   const context = await model.createContext({ contextSize, batchSize: chunk, threads, flashAttention: true, sequences: 1 });
-  try {
-    const seq = context.getSequence();
-    const tokens = prompt as unknown as Parameters<typeof seq.evaluateWithoutGeneratingNewTokens>[0];
-    let t0 = performance.now();
-    await seq.evaluateWithoutGeneratingNewTokens(tokens.slice(0, -1));
-    const prefill = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    let n = 0;
-    for await (const _ of seq.evaluate(tokens.slice(-1), { temperature: 0 })) {
-      if (++n >= decodeSteps) break;
-    }
-    return { prefill, decode: (performance.now() - t0) / 1000 };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
+  const seq = context.getSequence();
+  type Tokens = Parameters<typeof seq.evaluateWithoutGeneratingNewTokens>[0];
+  // The last prompt token is fed by the first decode step; then each segment feeds the token the
+  // previous one sampled last (breaking out of evaluate leaves it unfed).
+  let next = prompt.slice(-1) as unknown as Tokens;
+  return {
+    async prefill() {
+      const t0 = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as unknown as Tokens);
+      return (performance.now() - t0) / 1000;
+    },
+    async decode(steps) {
+      const t0 = performance.now();
+      let n = 0;
+      for await (const t of seq.evaluate(next, { temperature: 0 })) {
+        next = [t] as unknown as Tokens;
+        if (++n >= steps) break;
+      }
+      return (performance.now() - t0) / 1000;
+    },
+    async dispose() {
+      await context.dispose();
+      await model.dispose();
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 async function main(): Promise<void> {
@@ -132,18 +165,38 @@ async function main(): Promise<void> {
     }
     console.error(`model ${path} ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     for (const context of contexts) {
-      const prompt = promptTokens(context - decodeSteps, context);
+      const maxDecode = warmupSteps + rounds * decodeSteps;
+      const prompt = promptTokens(context - maxDecode, context);
       const g = openGguf(path);
-      const backend = await createOnnxBackend(loadWeights(g), { kvSlots: context, threads, kvType });
-      const c = await runCachet(backend, prompt);
-      await backend.dispose();
-      g.close();
-      rows.push({ engine: 'cachet-onnx', quant, context, prefillTokens: prompt.length, prefillTokPerS: prompt.length / c.prefill, decodeTokPerS: decodeSteps / c.decode });
-      console.error(JSON.stringify(rows[rows.length - 1]));
-      if (llamaCpp) {
-        const l = await runLlamaCpp(llamaCpp, path, prompt, context);
-        rows.push({ engine: 'llama.cpp', quant, context, prefillTokens: prompt.length - 1, prefillTokPerS: (prompt.length - 1) / l.prefill, decodeTokPerS: decodeSteps / l.decode });
+      const ours = cachetRunner(await createOnnxBackend(loadWeights(g), { kvSlots: context, threads, kvType }), prompt, maxDecode);
+      const theirs = llamaCpp ? await llamaCppRunner(llamaCpp, path, prompt, context) : undefined;
+      try {
+        const oursPrefill = await ours.prefill();
+        const theirPrefill = theirs ? await theirs.prefill() : 0;
+        await ours.decode(warmupSteps);
+        await theirs?.decode(warmupSteps);
+        // Decode segments alternate between the engines (and which goes first), so load from other
+        // work on a shared box hits both alike; each round's ratio compares neighbours in time.
+        const oursSeg: number[] = [];
+        const theirSeg: number[] = [];
+        for (let r = 0; r < rounds; r++) {
+          const order = r % 2 === 0 ? [ours, theirs] : [theirs, ours];
+          for (const runner of order) {
+            if (!runner) continue;
+            const rate = decodeSteps / (await runner.decode(decodeSteps));
+            (runner === ours ? oursSeg : theirSeg).push(rate);
+          }
+        }
+        rows.push({ engine: 'cachet-onnx', quant, context, prefillTokens: prompt.length, prefillTokPerS: prompt.length / oursPrefill, decodeTokPerS: median(oursSeg), decodeSegmentsTokPerS: oursSeg });
         console.error(JSON.stringify(rows[rows.length - 1]));
+        if (theirs) {
+          rows.push({ engine: 'llama.cpp', quant, context, prefillTokens: prompt.length - 1, prefillTokPerS: (prompt.length - 1) / theirPrefill, decodeTokPerS: median(theirSeg), decodeSegmentsTokPerS: theirSeg });
+          console.error(JSON.stringify(rows[rows.length - 1]));
+        }
+      } finally {
+        await ours.dispose();
+        await theirs?.dispose();
+        g.close();
       }
     }
   }
@@ -156,12 +209,14 @@ async function main(): Promise<void> {
     threads,
     model: `random-weight qwen2, Qwen2.5-Coder-0.5B shape (${layers} layers, 896 dims, 14/2 heads, ff 4864, vocab 151936, tied)`,
     kvCache: { 'cachet-onnx': kvType, 'llama.cpp': 'f16 (default)' },
-    method: `prefill in chunks of ${chunk} (llama.cpp batch ${chunk}, flash attention), then ${decodeSteps} greedy decode steps; one run each`,
+    method: `prefill in chunks of ${chunk} (llama.cpp batch ${chunk}, flash attention), ${warmupSteps} untimed decode steps, then ${rounds} rounds of ${decodeSteps} greedy decode steps alternating between the engines; decode tok/s is the median segment, the decode ratio the median of the rounds' ratios`,
     rows,
     ratios: quants.flatMap((quant) => contexts.map((context) => {
       const ours = rows.find((r) => r.engine === 'cachet-onnx' && r.quant === quant && r.context === context);
       const theirs = rows.find((r) => r.engine === 'llama.cpp' && r.quant === quant && r.context === context);
-      return ours && theirs ? { quant, context, decode: ours.decodeTokPerS / theirs.decodeTokPerS, prefill: ours.prefillTokPerS / theirs.prefillTokPerS } : undefined;
+      if (!ours || !theirs) return undefined;
+      const decode = median(ours.decodeSegmentsTokPerS.map((x, i) => x / theirs.decodeSegmentsTokPerS[i]!));
+      return { quant, context, decode, prefill: ours.prefillTokPerS / theirs.prefillTokPerS };
     })).filter(Boolean),
   };
   console.log(JSON.stringify(result, null, 2));
