@@ -1,11 +1,14 @@
 // Chunk reuse in the runtime: FIM requests' repository-context chunks come from the chunk cache
 // (engine/kv ChunkCache) when the radix cache does not hold them.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createReferenceBackend } from '../../engine/backend/reference';
 import type { BackendFactory } from '../../engine/backend/types';
+import { OutOfMemoryError } from '../../engine/errors';
 import { ChunkCache, KvManager } from '../../engine/kv';
 import type { FimInput } from '../../engine/protocol';
+import { validateRequest, type EngineEvent, type MetricsEvent } from '../../engine/protocol';
 import { ChunkReuse } from '../../engine/runtime/chunk-reuse';
+import { EngineHost } from '../../engine/runtime/host';
 import { Engine, type EngineLoadOptions } from '../../engine/runtime/engine';
 import { FakeBackend, mulberry32 } from '../kv/fake-backend';
 import { makeTestModel } from '../helpers/make-test-model';
@@ -180,6 +183,34 @@ describe('ChunkReuse layout (fake model)', () => {
     kv.checkInvariants();
   });
 
+  it('a backend failure during assembly falls back to a plain exact acquire; out of memory is thrown with nothing held', async () => {
+    const be = new FakeBackend({ kvSlots: 256, layers: 2, seed: 5 });
+    const kv = new KvManager({ backend: be, kvSlots: 256, blockSize: 4 });
+    const failing = Object.assign(Object.create(be) as FakeBackend, {
+      forward: async () => {
+        throw new Error('device lost');
+      },
+    });
+    const cache = new ChunkCache({ manager: kv, backend: failing, model: 'fake', tokenizer: 't', memoryBudgetBytes: 1 << 22 });
+    const reuse = new ChunkReuse(kv, failing, cache, { mode: 'rotate' });
+    const prompt = toks(11, 30);
+    const got = await reuse.acquire(prompt, [{ start: 4, end: 20 }]);
+    expect(got.cachedLength).toBe(0);
+    expect(got.approximate).toBe(false);
+    expect(reuse.fallbacks).toBe(1);
+    expect(reuse.lastError).toMatch(/device lost/);
+    expect(kv.sequences).toBe(1);
+    kv.release(got.seq);
+    kv.checkInvariants();
+
+    const small = new KvManager({ backend: be, kvSlots: 16, blockSize: 4 });
+    const smallCache = new ChunkCache({ manager: small, backend: be, model: 'fake', tokenizer: 't', memoryBudgetBytes: 1 << 22 });
+    const tight = new ChunkReuse(small, be, smallCache, { mode: 'rotate' });
+    await expect(tight.acquire(prompt, [{ start: 4, end: 10 }])).rejects.toThrow(OutOfMemoryError);
+    expect(small.sequences).toBe(0);
+    small.checkInvariants();
+  });
+
   it('spans that overlap, run past the prompt or are empty are ignored', async () => {
     const be = new FakeBackend({ kvSlots: 256, layers: 2, seed: 5 });
     const kv = new KvManager({ backend: be, kvSlots: 256, blockSize: 4 });
@@ -193,4 +224,19 @@ describe('ChunkReuse layout (fake model)', () => {
   });
 });
 
-afterAll(() => {});
+describe('chunk reuse through the protocol', () => {
+  it('loadModel chunkReuse reaches the engine; metrics carry kv.chunks; bad values are refused', async () => {
+    const events: EngineEvent[] = [];
+    const host = new EngineHost((e) => events.push(e), { backendFactories: { reference: createReferenceBackend } });
+    await host.handle({ type: 'loadModel', id: 'l', path: modelPath, backend: 'reference', contextLength: 2048, chunkReuse: 'rotate' });
+    expect(events.find((e) => e.type === 'error')).toBeUndefined();
+    for (const [i, f] of [FIRST, MOVED].entries()) await host.handle({ type: 'complete', id: `c${i}`, prompt: { kind: 'fim', fim: f }, maxTokens: 2 });
+    await host.handle({ type: 'metrics', id: 'm' });
+    const m = events.find((e): e is MetricsEvent => e.type === 'metrics')!;
+    expect(m.snapshot.kv.chunks).toMatchObject({ mode: 'rotate', hits: 1, misses: 3 });
+    await host.handle({ type: 'shutdown', id: 's' });
+    expect(validateRequest({ type: 'loadModel', id: 'x', path: 'm.gguf', backend: 'auto', chunkReuse: 'always' })).toMatch(/chunkReuse/);
+    expect(validateRequest({ type: 'loadModel', id: 'x', path: 'm.gguf', backend: 'auto', chunkBlendRatio: 1.5 })).toMatch(/chunkBlendRatio/);
+    expect(validateRequest({ type: 'loadModel', id: 'x', path: 'm.gguf', backend: 'auto', chunkReuse: 'blend', chunkBlendRatio: 0.2 })).toBeUndefined();
+  });
+});
