@@ -254,16 +254,24 @@ async function main(): Promise<void> {
     const p0 = ctx + decodeSteps + genericSteps + 2;
     for (let s = 0; s < profileSteps; s++) await step(p0 + s);
     backend.setProfiling(false);
+    const kernelTimes = new Map(backend.kernelTimes);
+    // whole-step GPU time (one pass, as in the timed run): what the kernels cost without the
+    // per-dispatch pass overhead of the family profile
+    backend.kernelTimes.clear();
+    backend.setProfiling('step');
+    for (let s = 0; s < profileSteps; s++) await step(p0 + profileSteps + s);
+    backend.setProfiling(false);
+    const stepGpuUs = (backend.kernelTimes.get('step')?.ns ?? NaN) / 1000 / Math.max(1, profileSteps);
     const families: Record<string, number> = {};
     let gpuUs = 0;
-    for (const [f, v] of backend.kernelTimes) {
+    for (const [f, v] of kernelTimes) {
       families[f] = v.ns / 1000 / Math.max(1, profileSteps);
       gpuUs += families[f]!;
     }
     // per-family GPU time of one prefill chunk after the context (where prefill is timed)
     let prefillFamilies: Record<string, number> | undefined;
     if (prefillCtx.has(ctx) && profileSteps > 0) {
-      const p1 = p0 + profileSteps;
+      const p1 = p0 + 2 * profileSteps;
       const n = Math.min(chunk, slots.length - p1);
       backend.kernelTimes.clear();
       backend.setProfiling(true);
@@ -285,12 +293,13 @@ async function main(): Promise<void> {
       bandwidthFloorTokPerS: floorTps,
       fractionOfFloor: decodeTps / floorTps,
       profiledGpuUsPerToken: gpuUs,
+      stepGpuUsPerToken: stepGpuUs,
       kernelUsPerToken: families,
       ...(prefillFamilies ? { prefillChunkTokens: chunk, prefillKernelUsPerChunk: prefillFamilies } : {}),
     };
     rows.push(row);
     if (out) writeResult(out, { partial: true, shape: shapeName, quant, results: rows });
-    console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)}; generic kernels ${fmt(genericTps)}), host encode ${fmt(encodeMs, 2)} ms/token`);
+    console.error(`ctx ${ctx}: prefill ${fmt(ctx / prefillS)} tok/s, decode ${fmt(decodeTps)} tok/s (${fmt(100 * decodeTps / floorTps)}% of floor ${fmt(floorTps)}; generic kernels ${fmt(genericTps)}), host encode ${fmt(encodeMs, 2)} ms/token, GPU ${fmt(stepGpuUs)} µs/token`);
   }
 
   const result = {

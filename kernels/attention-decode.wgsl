@@ -141,7 +141,19 @@ fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   let kg = lid / PAIRS;
   var acc: array<vec2<f32>, $G>;
   for (var g = 0u; g < G; g++) { acc[g] = vec2<f32>(0.0); }
-  for (var t = kg; t < n; t += KG) {
+  // four keys per iteration: four independent loads in flight (a one-load loop was latency-bound)
+  var t = kg;
+  for (; t + 3u * KG < n; t += 4u * KG) {
+    let v0 = v_load2((kslot[t] * p.kv_heads + kvh) * PAIRS + w);
+    let v1 = v_load2((kslot[t + KG] * p.kv_heads + kvh) * PAIRS + w);
+    let v2 = v_load2((kslot[t + 2u * KG] * p.kv_heads + kvh) * PAIRS + w);
+    let v3 = v_load2((kslot[t + 3u * KG] * p.kv_heads + kvh) * PAIRS + w);
+    for (var g = 0u; g < G; g++) {
+      let b = g * KMAX + t;
+      acc[g] += sc[b] * v0 + sc[b + KG] * v1 + sc[b + 2u * KG] * v2 + sc[b + 3u * KG] * v3;
+    }
+  }
+  for (; t < n; t += KG) {
     let v = v_load2((kslot[t] * p.kv_heads + kvh) * PAIRS + w);
     for (var g = 0u; g < G; g++) { acc[g] += sc[g * KMAX + t] * v; }
   }
@@ -233,8 +245,16 @@ fn attn_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   }
   let L = lsum[0];
   if (lid < HD) {
-    var a = 0.0;
-    for (var s = 0u; s < p.splits; s++) { a += wsplit[s] * OP[(base + s) * (HD + 2u) + 2u + lid]; }
-    O[(i * p.heads + h) * HD + lid] = a / L;
+    // four splits per iteration: independent loads in flight
+    var a = vec4<f32>(0.0);
+    var s = 0u;
+    let stride = HD + 2u;
+    for (; s + 3u < p.splits; s += 4u) {
+      let o = (base + s) * stride + 2u + lid;
+      a += vec4<f32>(wsplit[s], wsplit[s + 1u], wsplit[s + 2u], wsplit[s + 3u]) * vec4<f32>(OP[o], OP[o + stride], OP[o + 2u * stride], OP[o + 3u * stride]);
+    }
+    var r = a.x + a.y + a.z + a.w;
+    for (; s < p.splits; s++) { r += wsplit[s] * OP[(base + s) * stride + 2u + lid]; }
+    O[(i * p.heads + h) * HD + lid] = r / L;
   }
 }

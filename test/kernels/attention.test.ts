@@ -65,7 +65,7 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
   };
   const KC = buf(H, packKv(kv, f16));
   const VC = buf(H, packKv(vv, f16));
-  if (entry === 'attn_prefill') {
+  if (entry === 'attn_prefill' || entry === 'attn_prefill_tiled') {
     // writes O directly: one workgroup per 16 queries and head
     await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], Math.ceil(n / 16), heads, 1);
   } else {
@@ -111,6 +111,12 @@ describe('attention kernels', () => {
     if (!h) return ctx.skip(skip);
     expect(await runAttention(h.pipes, 21, 61, 128, 64, 'attn_prefill')).toBeLessThan(2e-5);
     expect(await runAttention(h.altPipes, 5, 37, 64, 64, 'attn_prefill', 6, 3)).toBeLessThan(2e-5);
+  });
+  test('attn_prefill_tiled (register tiles): 21 queries after 40 cached keys, head_dim 128 / 64 / 32, GQA', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runAttention(h.pipes, 21, 61, 128, 64, 'attn_prefill_tiled')).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 37, 100, 64, 64, 'attn_prefill_tiled', 6, 2)).toBeLessThan(2e-5);
+    expect(await runAttention(h.altPipes, 5, 37, 32, 64, 'attn_prefill_tiled', 6, 3)).toBeLessThan(2e-5);
   });
   test('fallback path: f32 KV, no subgroups, head_dim 40, one split', async (ctx) => {
     if (!h) return ctx.skip(skip);

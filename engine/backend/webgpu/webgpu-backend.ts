@@ -472,7 +472,10 @@ export class WebGpuBackend implements Backend {
         attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
         attnSplit: splitLayout ? this.op('attention-decode', 'attn_split', splitLayout, attnG, kv) : undefined,
         attnMerge: splitLayout ? this.op('attention-decode', 'attn_merge', splitLayout, attnG, kv) : undefined,
-        attnPrefill: c.headDim <= 128 && c.headDim % 4 === 0 ? this.op('attention', 'attn_prefill', 'f32', attnG, kv) : undefined,
+        // register-tiled prefill where the head dim allows (multiple of 32), else one dot at a time
+        attnPrefill: c.headDim <= 128 && c.headDim % 32 === 0
+          ? this.op('attention', 'attn_prefill_tiled', 'f32', attnG, kv, 'attn_prefill')
+          : c.headDim <= 128 && c.headDim % 4 === 0 ? this.op('attention', 'attn_prefill', 'f32', attnG, kv) : undefined,
         attnCombine: this.op('attention', 'attn_combine', 'f32', attnG, kv),
         o: this.matOp(L.o, this.attn, this.x, true, 'attn_out'),
         ffnNorm: this.normOp(this.x, this.xn, L.ffnNorm, L.ffnNormBias, normParams),
@@ -505,16 +508,24 @@ export class WebGpuBackend implements Backend {
   private pass: GPUComputePassEncoder | undefined;
   private querySet: GPUQuerySet | undefined;
   private queryFamilies: string[] = [];
+  private profileWholeStep = false;
 
   private begin(): void {
     this.enc = this.device.createCommandEncoder();
-    this.pass = this.profile ? undefined : this.enc.beginComputePass();
     this.queryFamilies = [];
+    if (this.profile && this.profileWholeStep) {
+      // one pass as in normal runs, timestamps at its start and end: the step's GPU time
+      this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: 4096 });
+      this.pass = this.enc.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+      this.queryFamilies.push('step');
+      return;
+    }
+    this.pass = this.profile ? undefined : this.enc.beginComputePass();
   }
 
   private dispatch(op: Op, x: number, y = 1, z = 1): void {
     let pass = this.pass;
-    if (this.profile) {
+    if (this.profile && !this.profileWholeStep) {
       const i = this.queryFamilies.length;
       this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: 4096 });
       if (2 * i + 2 > 4096) throw new CachetError('too many dispatches to profile in one step', 'Profile a smaller step.');
@@ -524,7 +535,7 @@ export class WebGpuBackend implements Backend {
     pass!.setPipeline(op.pipeline);
     op.groups.forEach((g, i) => pass!.setBindGroup(i, g));
     pass!.dispatchWorkgroups(x, y, z);
-    if (this.profile) pass!.end();
+    if (this.profile && !this.profileWholeStep) pass!.end();
   }
 
   private mat(op: MatOp, n: number): void {
@@ -882,8 +893,14 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Time each dispatch from now on (needs timestamp-query); returns whether profiling is on. */
-  setProfiling(on: boolean): boolean {
-    this.profile = on && this.gpu.features.timestamps;
+  /**
+   * Timestamp profiling: true times every dispatch in its own pass (per-family times, each
+   * inflated by a pass's fixed cost); 'step' times each submitted step's single pass as a whole
+   * (family 'step' in kernelTimes).
+   */
+  setProfiling(on: boolean | 'step'): boolean {
+    this.profileWholeStep = on === 'step';
+    this.profile = !!on && this.gpu.features.timestamps;
     return this.profile;
   }
 
