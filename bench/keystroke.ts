@@ -75,6 +75,8 @@ interface Keystroke {
   shown?: string;
   /** Characters of the shown text that the user then typed. */
   agreed?: number;
+  /** A cache answer from the text so far of a request that had not finished. */
+  partialHit?: boolean;
 }
 
 interface EngineRequest {
@@ -160,6 +162,7 @@ async function main(): Promise<void> {
   const session = new CompletionSession(recording, { debounceMs: SETTINGS.debounceMs, maxTokens: SETTINGS.maxTokens, streamFirstLine: true });
   // cancelPending() (a newer keystroke, or an orphan left unjoined) says 'cancel'; a stop rule does not.
   session.onEvent((e) => {
+    if (e.kind === 'cache-hit' && typed[current]) typed[current]!.partialHit = e.partial;
     if (e.kind === 'cancel') {
       const r = requests.findLast((x) => x.cancelCalled && !x.superseded);
       if (r) r.superseded = true;
@@ -173,6 +176,9 @@ async function main(): Promise<void> {
   let doc = '';
   let previous: TokenSource | undefined;
   const load0 = loadavg();
+  // The box is shared: sample the 1-minute load while typing (what `uptime` shows).
+  const loadSamples: number[] = [];
+  const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]!), 5000);
   for (let k = 0; k < keys.length; k++) {
     if (now() > maxSeconds * 1000) break;
     const key = keys[k]!;
@@ -209,6 +215,7 @@ async function main(): Promise<void> {
   }
   const typingS = now() / 1000;
   const load1 = loadavg();
+  clearInterval(loadTimer);
   // Let the last request finish as if the user paused, then collect the engine's metrics.
   await Promise.race([Promise.all(pendingAnswers), sleep(60_000)]);
   const settleUntil = now() + 60_000;
@@ -245,7 +252,7 @@ async function main(): Promise<void> {
   const stoppedByRule = requests.filter((r) => r.cancelCalled && !r.superseded).length;
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: load0.map((x) => round(x, 2)), loadavgEnd: load1.map((x) => round(x, 2)) },
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: load0.map((x) => round(x, 2)), loadavgEnd: load1.map((x) => round(x, 2)), load1mWhileTyping: loadSamples.length ? { mean: round(loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length, 2), max: round(Math.max(...loadSamples), 2), samples: loadSamples.length } : undefined },
     path: 'EngineLink -> EngineClient -> worker thread (engine/runtime/worker.ts), as the extension',
     model: { name: model.name, weights: model.weightType, backend: model.backend, contextLength: model.contextLength, loadMs: round(loadMs, 0) },
     settings: { ...SETTINGS, streamFirstLine: true, speed, maxSeconds, seed, pauses: 'char 30-120 ms, end of line 300-800 ms, / speed' },
@@ -253,6 +260,8 @@ async function main(): Promise<void> {
     typed: { keystrokes: typed.length, of: keys.length, lines: typed.length ? typed[typed.length - 1]!.line : 0, seconds: round(typingS, 1) },
     keystrokes: {
       shownFromEngine: fresh.length, shownFromJoinedRequest: joined.length, shownFromTypeThroughCache: cached.length,
+      // Of those: the text so far of a request still streaming (or cancelled midway).
+      shownFromUnfinishedRequestText: cached.filter((k) => k.partialHit).length,
       superseded: count('superseded'), empty: count('empty'), errors: count('error'),
       shownPct: round((100 * shown.length) / Math.max(1, typed.length)),
       servedFromCachePctOfShown: round((100 * cached.length) / Math.max(1, shown.length)),

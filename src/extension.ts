@@ -325,7 +325,7 @@ function sessionLogLine(e: SessionEvent): string {
     case 'joined':
       return `completion: joined the in-flight request (${e.typed} chars typed since)`;
     case 'cache-hit':
-      return `completion: cache hit (${e.typed} chars typed since)`;
+      return `completion: cache hit (${e.typed} chars typed since${e.partial ? '; text so far of an unfinished request' : ''})`;
     case 'cancel':
       return 'completion: cancelled';
     case 'end': {

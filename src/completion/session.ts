@@ -59,7 +59,8 @@ export type SessionEvent =
   /** promptChars: text around the cursor and given chunks; contextFiles: chunks + candidate files sent. */
   | { kind: 'start'; offset: number; promptChars: number; contextFiles: number }
   | { kind: 'end'; reason: FinishReason; timings?: Timings; text: string }
-  | { kind: 'cache-hit'; typed: number }
+  /** partial: served from the text so far of a request that had not finished (streaming or cancelled). */
+  | { kind: 'cache-hit'; typed: number; partial: boolean }
   | { kind: 'joined'; typed: number }
   | { kind: 'cancel' };
 
@@ -115,7 +116,7 @@ export class CompletionSession {
     this.refill = undefined;
     const hit = this.cache.get(q, { partial: this.opts.streamFirstLine });
     if (hit) {
-      this.emit({ kind: 'cache-hit', typed: hit.typed });
+      this.emit({ kind: 'cache-hit', typed: hit.typed, partial: hit.partial });
       if (!hit.partial) return { text: hit.text, source: 'cache', full: Promise.resolve(hit.text) };
       const typedText = q.prefix.slice(q.prefix.length - hit.typed);
       const p = hit.tag as Pending | undefined;
