@@ -5,9 +5,13 @@
 // between chunks and the CacheBlend picks, in one scattered forward where the backend has rows.
 // The query (the current file) is left to the scheduler's chunked prefill.
 //
-// Quality (bench/results/kv-quality-cpu.json, trained Cachet-Tiny): rotate alone changes outputs
-// (KL 0.040, top-1 0.875, greedy 16-token match 0.46); CacheBlend 15% narrows it (KL 0.025,
-// greedy 0.71) but is not exact either. Hence mode 'off' by default: a user opts in.
+// Quality against a full recompute on the trained Cachet-Tiny: rotate alone changes outputs
+// (bench/results/kv-quality-cpu.json: KL 0.040, top-1 0.875, greedy 16-token match 0.46;
+// through this runtime on the repository workload, bench/results/repo-workload-cpu.json: top-1
+// 0.94, 16-token greedy exact 0.74). CacheBlend 15% narrows it in the first (KL 0.025, greedy
+// 0.71) but not in the second (top-1 0.92, greedy exact 0.76), and its probe costs 2/nLayers of a
+// prefill. Neither is exact, so the default is 'off' (radix prefix cache only): a user opts in
+// for the speed (2.7x lower TTFT p50 than cold on the CPU workload, rotate).
 //
 // The assembled sequence is committed to the radix tree as approximate nodes, so the next
 // keystroke (same chunks, same prefix) reuses all of it; plain requests never see them.

@@ -46,8 +46,8 @@ export interface EngineLoadOptions {
    * Repository-context chunks of FIM prompts (and 'chunk' segments) from per-chunk KV caches when
    * the radix cache does not hold them: 'rotate' re-rotates cached K/V to the new position,
    * 'blend' also recomputes chunkBlendRatio of the chunk tokens (CacheBlend). Both change outputs
-   * slightly against a full recompute (bench/results/kv-quality-cpu.json), so the default is 'off'.
-   * Needs the paged store.
+   * against a full recompute (Cachet-Tiny first-token agreement 0.94 / 0.92 on the repository
+   * workload, bench/results/repo-workload-cpu.json), so the default is 'off'. Needs the paged store.
    */
   chunkReuse?: ChunkReuseMode;
   /** CacheBlend recompute fraction for chunkReuse 'blend' (default 0.15). */
