@@ -364,19 +364,27 @@ var<workgroup> tp: array<f32, 528>;             // [PQ][PK + 1]: scores, then pr
 var<workgroup> t_m: array<f32, 16>;
 var<workgroup> t_l: array<f32, 16>;
 var<workgroup> t_c: array<f32, 16>;
+var<workgroup> tslot: array<u32, 32>;           // the tile's KV slots
 
+// Loads a K or V tile (slots from tslot) into tkv4, four independent loads per thread in flight:
+// a loop of one dependent slot+KV load per element was latency-bound (~40 us per tile pair).
 fn load_tile4(t0: u32, kv_end: u32, kvh: u32, is_v: bool, lid: u32, rs4: u32) {
   let d4n = p.head_dim / 4u;
-  for (var e = lid; e < PK * d4n; e += 64u) {
-    let key = e / d4n;
-    let d4 = e % d4n;
-    let j = t0 + key;
-    var v = vec4<f32>(0.0);
-    if (j < kv_end) {
-      let idx = ((u32(CTX[j]) * p.kv_heads + kvh) * p.head_dim) / 2u + 2u * d4;
-      if (is_v) { v = vec4<f32>(v_load2(idx), v_load2(idx + 1u)); } else { v = vec4<f32>(k_load2(idx), k_load2(idx + 1u)); }
+  let total = PK * d4n;
+  for (var e0 = lid; e0 < total; e0 += 256u) {
+    var v: array<vec4<f32>, 4>;
+    for (var u = 0u; u < 4u; u++) {
+      let e = e0 + 64u * u;
+      v[u] = vec4<f32>(0.0);
+      if (e < total && t0 + e / d4n < kv_end) {
+        let idx = ((tslot[e / d4n] * p.kv_heads + kvh) * p.head_dim) / 2u + 2u * (e % d4n);
+        if (is_v) { v[u] = vec4<f32>(v_load2(idx), v_load2(idx + 1u)); } else { v[u] = vec4<f32>(k_load2(idx), k_load2(idx + 1u)); }
+      }
     }
-    tkv4[key * rs4 + d4] = v;
+    for (var u = 0u; u < 4u; u++) {
+      let e = e0 + 64u * u;
+      if (e < total) { tkv4[(e / d4n) * rs4 + e % d4n] = v[u]; }
+    }
   }
 }
 
@@ -411,6 +419,8 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
   var acc: array<vec4<f32>, 8>;              // [query 0/1][c < 4]
   for (var a = 0u; a < 8u; a++) { acc[a] = vec4<f32>(0.0); }
   for (var t0 = 0u; t0 < kv_end; t0 += PK) {
+    workgroupBarrier();
+    if (lid < PK && t0 + lid < kv_end) { tslot[lid] = u32(CTX[t0 + lid]); }
     workgroupBarrier();
     load_tile4(t0, kv_end, kvh, false, lid, rs4);
     workgroupBarrier();

@@ -509,6 +509,10 @@ export class WebGpuBackend implements Backend {
   private querySet: GPUQuerySet | undefined;
   private queryFamilies: string[] = [];
   private profileWholeStep = false;
+  /** The next decode step, encoded ahead (see forwardOne). */
+  private prepared: { key: string; commands: GPUCommandBuffer } | undefined;
+  /** Encode the next decode step while the current one runs (default true). */
+  encodeAhead = true;
 
   private begin(): void {
     this.enc = this.device.createCommandEncoder();
@@ -547,7 +551,21 @@ export class WebGpuBackend implements Backend {
     }
   }
 
+  /** Identity of an encoded step: a prepared command buffer is reused only for the same one. */
+  private stepKey(m: number, nPast: number, rows: number, allRows: boolean, greedy: boolean): string {
+    return `${m}/${nPast}/${rows}/${allRows}/${greedy}/${this.useFused}`;
+  }
+
+  /** Ends the pass and the encoder (no profiling) and returns the command buffer. */
+  private endEncoding(copies: (enc: GPUCommandEncoder) => void): GPUCommandBuffer {
+    this.pass?.end();
+    this.pass = undefined;
+    copies(this.enc);
+    return this.enc.finish();
+  }
+
   private async finish(copies: (enc: GPUCommandEncoder) => void): Promise<void> {
+    this.prepared = undefined; // other work (KV maintenance) may have rewritten shared uniforms
     this.pass?.end();
     this.pass = undefined;
     let resolve: GPUBuffer | undefined;
@@ -649,13 +667,30 @@ export class WebGpuBackend implements Backend {
       q.writeBuffer(this.tokBuf, 0, b.tokens.subarray(s, s + m));
       q.writeBuffer(this.ropeCs, 0, ropeTable(c.rope, b.positions.subarray(s, s + m)));
       q.writeBuffer(this.step, 0, new Uint32Array([m, nPast, nPast + m, 0]));
-      const t0 = performance.now();
-      this.encodeStep(m, nPast, rows, wantAll, greedy);
-      this.encodeMs = performance.now() - t0;
       const readBytes = greedy ? rows * 4 : rows * c.vocabSize * 4;
-      await this.finish((enc) => {
+      const copies = (enc: GPUCommandEncoder) => {
         if (rows) enc.copyBufferToBuffer(greedy ? this.argmaxOut : this.logits, 0, greedy ? this.argmaxRead : this.logitsRead, 0, readBytes);
-      });
+      };
+      const key = this.stepKey(m, nPast, rows, wantAll, greedy);
+      const ahead = !this.profile && this.prepared?.key === key ? this.prepared : undefined;
+      this.prepared = undefined;
+      if (ahead) {
+        // encoded while the previous step ran: only the data written above differs
+        this.device.queue.submit([ahead.commands]);
+      } else {
+        const t0 = performance.now();
+        this.encodeStep(m, nPast, rows, wantAll, greedy);
+        this.encodeMs = performance.now() - t0;
+        await this.finish(copies);
+      }
+      // A decode step is usually followed by the next position's: encode it now, while the GPU
+      // runs this one, so the host's ~1 ms of encoding overlaps GPU time instead of adding to it.
+      if (this.encodeAhead && n === 1 && !this.profile && nPast + 2 <= this.kvSlots) {
+        const t0 = performance.now();
+        this.encodeStep(1, nPast + 1, rows, wantAll, greedy);
+        this.prepared = { key: this.stepKey(1, nPast + 1, rows, wantAll, greedy), commands: this.endEncoding(copies) };
+        this.encodeMs = performance.now() - t0; // overlapped with the GPU's work on this step
+      }
       if (rows) {
         const rb = greedy ? this.argmaxRead : this.logitsRead;
         await rb.mapAsync(MapMode.READ, 0, readBytes);
@@ -899,6 +934,7 @@ export class WebGpuBackend implements Backend {
    * (family 'step' in kernelTimes).
    */
   setProfiling(on: boolean | 'step'): boolean {
+    this.prepared = undefined;
     this.profileWholeStep = on === 'step';
     this.profile = !!on && this.gpu.features.timestamps;
     return this.profile;

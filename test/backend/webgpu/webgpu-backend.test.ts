@@ -101,6 +101,43 @@ describe('webgpu backend matches the reference backend', () => {
     }
   });
 
+  test('decode steps encoded ahead: interleaved sequences (prediction misses) and hits give the reference logits', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const w = weightsFor(MODELS[0]![1]);
+    const ref = await createReferenceBackend(w, { kvSlots: 64, ggmlNumerics: false });
+    const gpu = (await createWebGpuBackend(w, { kvSlots: 64, kvF16: false })) as WebGpuBackend;
+    try {
+      const a = Int32Array.from({ length: 32 }, (_, i) => i);
+      const b = Int32Array.from({ length: 32 }, (_, i) => 32 + i);
+      const promptB = PROMPT.slice(0, 5);
+      for (const be of [ref, gpu]) {
+        await be.forward([batch(PROMPT, 0, a.subarray(0, PROMPT.length), 'none')]);
+        await be.forward([batch(promptB, 0, b.subarray(0, promptB.length), 'none')]);
+      }
+      // forward and forwardGreedy alternate, so each step misses the prepared one (other sequence,
+      // other length, greedy vs logits); hits run in every decode loop of the tests above
+      const plan: [Int32Array, number][] = [[a, PROMPT.length], [a, PROMPT.length + 1], [b, promptB.length], [b, promptB.length + 1], [a, PROMPT.length + 2]];
+      let worst = 0;
+      for (const [slots, nPast] of plan) {
+        const step = batch([7 + nPast], nPast, slots.subarray(0, nPast + 1), 'last');
+        const [r] = await ref.forward([step]);
+        const [g] = await gpu.forward([step]);
+        worst = Math.max(worst, relDiff(g!.logits, r!.logits));
+        const greedy = await gpu.forwardGreedy(step); // the same step again rewrites the same slot
+        expect(greedy[0]).toBe(argmax(r!.logits, 0, ref.config.vocabSize));
+      }
+      expect(worst).toBeLessThan(1e-3);
+      // with encoding ahead switched off the results are the same
+      gpu.encodeAhead = false;
+      const step = batch([9], PROMPT.length + 3, a.subarray(0, PROMPT.length + 4), 'last');
+      const [r] = await ref.forward([step]);
+      const [g] = await gpu.forward([step]);
+      expect(relDiff(g!.logits, r!.logits)).toBeLessThan(1e-3);
+    } finally {
+      await gpu.dispose();
+    }
+  });
+
   test('f16 KV cache and one-shot prefill: greedy tokens identical, logits within 1e-2', async (ctx) => {
     if (skip) return ctx.skip(skip);
     const w = weightsFor(MODELS[0]![1]);
