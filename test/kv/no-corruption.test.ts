@@ -53,6 +53,21 @@ describe('K/V content under random operations', () => {
       };
       const live: number[] = [];
       const pick = () => live[Math.floor(rnd() * live.length)];
+      // Half the lookups and commits go through approximate radix nodes (own stream: the main one stays as it was).
+      const rndApprox = mulberry32(seed * 7 + 1);
+      let approxHits = 0;
+      /** Commits and releases live[i]; approximate: then the next keystroke (same tokens + 1) comes back through approximate nodes. */
+      const finish = async (i: number, approximate: boolean) => {
+        const toks = kv.tokens(live[i]);
+        kv.commit(live[i], undefined, { approximate });
+        kv.release(live.splice(i, 1)[0]);
+        if (!approximate || !toks.every((t) => t >= 0)) return;
+        const next = [...toks, Math.floor(rndApprox() * 64)];
+        const a = await kv.acquire(next, { approximate: true });
+        if (a.exactLength < a.cachedLength) approxHits++;
+        live.push(a.seq);
+        await be.forward([{ tokens: Int32Array.from(next.slice(a.cachedLength)), positions: a.positions.slice(a.cachedLength), context: a.context, logits: 'none' }]);
+      };
       const computeTail = async (seq: number, k: number) => {
         const ctx = kv.context(seq);
         await be.forward([{ tokens: kv.tokens(seq).slice(-k), positions: kv.positions(seq).slice(-k), context: ctx, logits: 'none' }]);
@@ -60,12 +75,37 @@ describe('K/V content under random operations', () => {
       let ops = 0;
       for (let step = 0; step < 120; step++) {
         const op = rnd();
+        if (rndApprox() < 0.15) {
+          try {
+            // A prompt assembled from a cached chunk moved by one token (as the runtime's chunk
+            // reuse does), committed as approximate, then its next keystroke.
+            const head = [...bases[0].slice(0, 4), 7];
+            const c = bases[1 + Math.floor(rndApprox() * 2)].slice(0, 5 + Math.floor(rndApprox() * 6));
+            const entry = await chunks.get(chunks.key(c.join(','), 0, c.length, head.slice(0, 4)), head.slice(0, 4), c);
+            const a = await kv.acquire([...head, c[0]], { approximate: true });
+            live.push(a.seq);
+            kv.seqRm(a.seq, head.length);
+            if (a.cachedLength < head.length) await computeTail(a.seq, head.length - a.cachedLength);
+            await chunks.place(a.seq, [entry], 'rotate');
+            await finish(live.indexOf(a.seq), true);
+            // Check the keystroke's K/V, then let it go (committed as approximate too) to keep memory for the main stream.
+            const k = live[live.length - 1];
+            await verify(kv, be, k);
+            kv.commit(k, undefined, { approximate: true });
+            kv.release(live.pop()!);
+          } catch (e) {
+            if (!(e instanceof OutOfMemoryError)) throw e;
+          }
+          kv.checkInvariants();
+          for (const s of live) await verify(kv, be, s);
+        }
         try {
           if (op < 0.3 || live.length === 0) {
             const base = bases[Math.floor(rnd() * 3)];
             const tail = Array.from({ length: 1 + Math.floor(rnd() * 10) }, () => Math.floor(rnd() * 64));
             const toks = [...base.slice(0, 4 + Math.floor(rnd() * 9)), ...tail];
-            const a = await kv.acquire(toks);
+            const a = await kv.acquire(toks, { approximate: rndApprox() < 0.5 });
+            if (a.exactLength < a.cachedLength) approxHits++;
             await be.forward([{ tokens: Int32Array.from(toks.slice(a.cachedLength)), positions: a.positions.slice(a.cachedLength), context: a.context, logits: 'none' }]);
             live.push(a.seq);
           } else if (op < 0.45) {
@@ -87,8 +127,7 @@ describe('K/V content under random operations', () => {
             await kv.seqAdd(s, p0 + gap, -1, -gap);
           } else if (op < 0.85) {
             const i = Math.floor(rnd() * live.length);
-            kv.commit(live[i]);
-            kv.release(live.splice(i, 1)[0]);
+            await finish(i, rndApprox() < 0.5);
           } else if (op < 0.92) {
             const s = pick();
             const toks = kv.tokens(s);
@@ -110,6 +149,7 @@ describe('K/V content under random operations', () => {
             const placed = await chunks.place(s, [entry], 'rotate');
             const r = rnd();
             if (r < 0.5) await chunks.blend(s, placed, { ratio: r < 0.25 ? 1 : 0.4, probe });
+            if (rndApprox() < 0.5) await finish(live.indexOf(s), true);
           } else {
             await kv.offloadCold(2);
           }
@@ -121,6 +161,7 @@ describe('K/V content under random operations', () => {
         for (const s of live) await verify(kv, be, s);
       }
       expect(ops).toBeGreaterThan(60);
+      expect(approxHits).toBeGreaterThan(0);
       expect(be.copies).toBeGreaterThan(0); // copy-on-write did happen
       expect(be.rotations).toBeGreaterThan(0);
     });
