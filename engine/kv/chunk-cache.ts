@@ -30,9 +30,15 @@ export type PlaceMode = 'rotate' | 'ape';
 
 /**
  * Fresh K/V at `layer` for every token of a prompt computed from scratch (causal, in order),
- * as f32 [token][K|V][kvDim].
+ * as f32 [token][K|V][kvDim]. seed: K/V of layers 0..layer for the first seed.length tokens
+ * (readSlots layout [layer][token][K|V][kvDim]) that the probe may take instead of computing them.
  */
-export type LayerProbe = (tokens: Int32Array, positions: Int32Array, layer: number) => Promise<Float32Array>;
+export type LayerProbe = (tokens: Int32Array, positions: Int32Array, layer: number, seed?: ProbeSeed) => Promise<Float32Array>;
+
+export interface ProbeSeed {
+  length: number;
+  kv: Float32Array;
+}
 
 export interface ChunkCacheOptions {
   manager: KvManager;
@@ -67,6 +73,12 @@ export interface BlendOptions {
   checkLayer?: number;
   /** Required when 0 < ratio < 1. */
   probe?: LayerProbe;
+  /**
+   * The first seedLength cells hold the K/V this sequence attends to (a cached prefix): the probe
+   * starts from them instead of recomputing them, and measures deviation against that context.
+   * Costs a readSlots of those cells (all layers): worth it on CPU backends, not across a GPU bus.
+   */
+  seedLength?: number;
 }
 
 export interface BlendResult {
@@ -244,8 +256,15 @@ export class ChunkCache implements KvStatsSource {
       if (checkLayer < 0 || checkLayer >= this.backend.config.nLayers) throw new CachetError(`CacheBlend check layer ${checkLayer} out of range`, 'Use layer 1 (the default).');
       const tokens = kv.tokens(seq);
       const positions = kv.positions(seq);
-      const fresh = await o.probe(tokens, positions, checkLayer);
       const ctx = kv.context(seq);
+      const seedLength = Math.max(0, Math.min(o.seedLength ?? 0, chunkCells[0]));
+      let seed: ProbeSeed | undefined;
+      if (seedLength > 0) {
+        const D = this.backend.config.nKvHeads * this.backend.config.headDim;
+        const all = await this.backend.readSlots(ctx.slice(0, seedLength));
+        seed = { length: seedLength, kv: all.subarray(0, (checkLayer + 1) * seedLength * 2 * D) };
+      }
+      const fresh = await o.probe(tokens, positions, checkLayer, seed);
       const slots = Int32Array.from(chunkCells, (c) => ctx[c]);
       const old = await this.backend.readSlots(slots);
       const D = this.backend.config.nKvHeads * this.backend.config.headDim;
@@ -357,7 +376,7 @@ export class ChunkCache implements KvStatsSource {
  */
 export function createTruncatedProbe(factory: BackendFactory, weights: ModelWeights, maxTokens: number): LayerProbe & { dispose(): Promise<void> } {
   const backends = new Map<number, Promise<Awaited<ReturnType<BackendFactory>>>>();
-  const probe = async (tokens: Int32Array, positions: Int32Array, layer: number): Promise<Float32Array> => {
+  const probe = async (tokens: Int32Array, positions: Int32Array, layer: number, seed?: ProbeSeed): Promise<Float32Array> => {
     if (tokens.length > maxTokens) throw new CachetError(`probe: ${tokens.length} tokens exceed its ${maxTokens} slots`, 'Create the probe with more slots.');
     let b = backends.get(layer);
     if (!b) {
@@ -367,7 +386,9 @@ export function createTruncatedProbe(factory: BackendFactory, weights: ModelWeig
     const be = await b;
     const n = tokens.length;
     const slots = Int32Array.from({ length: n }, (_, i) => i);
-    await be.forward([{ tokens, positions, context: slots, logits: 'none' }]);
+    const from = seed ? Math.min(seed.length, n - 1) : 0;
+    if (from > 0) await be.writeSlots(slots.subarray(0, from), seed!.length === from ? seed!.kv : sliceLayers(seed!.kv, layer + 1, seed!.length, from, be.config.nKvHeads * be.config.headDim));
+    await be.forward([{ tokens: tokens.subarray(from), positions: positions.subarray(from), context: slots, logits: 'none' }]);
     const all = await be.readSlots(slots); // [layer][slot][K|V][D]
     const D = be.config.nKvHeads * be.config.headDim;
     return all.slice(layer * n * 2 * D, (layer + 1) * n * 2 * D);
@@ -378,6 +399,13 @@ export function createTruncatedProbe(factory: BackendFactory, weights: ModelWeig
       backends.clear();
     },
   });
+}
+
+/** The first `count` of `length` tokens of each layer of a [layer][token][K|V][D] array. */
+function sliceLayers(kv: Float32Array, layers: number, length: number, count: number, D: number): Float32Array {
+  const out = new Float32Array(layers * count * 2 * D);
+  for (let l = 0; l < layers; l++) out.set(kv.subarray(l * length * 2 * D, (l * length + count) * 2 * D), l * count * 2 * D);
+  return out;
 }
 
 /** The same weights seen as a model with only the first nLayers layers. */

@@ -45,6 +45,7 @@ export {
   type BlendResult,
   type ChunkCacheOptions,
   type LayerProbe,
+  type ProbeSeed,
   type PlaceMode,
   type PlacedChunk,
   type Placement,

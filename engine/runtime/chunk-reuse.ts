@@ -40,6 +40,11 @@ export interface ChunkReuseOptions {
   maxRows?: number;
   /** Heads longer than this are not used as the encoding prefix; chunks are encoded after the first token. */
   maxHeadTokens?: number;
+  /**
+   * CacheBlend: start the probe from the cached prefix's K/V instead of recomputing it (one
+   * readSlots of that prefix). Default true; a GPU backend may prefer false (readback cost).
+   */
+  seedProbe?: boolean;
 }
 
 /** What one assembly did, for timings and metrics. */
@@ -174,7 +179,8 @@ export class ChunkReuse {
       const placement: Placement = { chunks: placed, nextPosition: cursor };
       let picks: number[] = [];
       if (this.blendRatio > 0) {
-        picks = (await this.cache.select(a.seq, placement, { ratio: this.blendRatio, probe: this.options.probe, checkLayer: this.options.checkLayer })).cells;
+        const seedLength = this.options.seedProbe ?? true ? L : 0;
+        picks = (await this.cache.select(a.seq, placement, { ratio: this.blendRatio, probe: this.options.probe, checkLayer: this.options.checkLayer, seedLength })).cells;
       }
       const compute = mergeSorted(gaps, picks);
       for (let i = 0; i < compute.length; i += this.maxRows) await this.cache.recompute(a.seq, compute.slice(i, i + this.maxRows));

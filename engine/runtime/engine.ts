@@ -165,8 +165,10 @@ export class Engine {
           mode,
           blendRatio: ratio,
           // Through this engine: the probe is rebuilt on the new backend after a failover.
-          probe: this.probe ? (t, p, l) => this.probe!(t, p, l) : undefined,
+          probe: this.probe ? (t, p, l, seed) => this.probe!(t, p, l, seed) : undefined,
           maxRows: options.prefillChunk ?? 256,
+          // A GPU would read the whole cached prefix back (every layer) to seed the probe: not worth it.
+          seedProbe: backend.name !== 'webgpu',
         });
       }
       this.kv = new KvManagerStore(manager, this.chunkReuse);

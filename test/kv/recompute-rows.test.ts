@@ -65,6 +65,30 @@ describe('ChunkCache.recompute with SequenceBatch.rows', () => {
     h.kv.checkInvariants();
   });
 
+  it('a probe seeded with the exact cached prefix picks the same cells as one that recomputes it', async () => {
+    const cache = new ChunkCache({ manager: h.kv, backend: h.backend, model: 'm', tokenizer: 't', memoryBudgetBytes: 1 << 24 });
+    const entries = [];
+    for (const c of p.chunks) entries.push(await cache.get(cache.keyForTokens(c, p.prefix), p.prefix, c));
+    const a = await h.kv.acquire([...p.prefix, p.query[0]]);
+    try {
+      h.kv.seqRm(a.seq, p.prefix.length);
+      if (a.cachedLength < p.prefix.length) {
+        await h.backend.forward([{ tokens: Int32Array.from(p.prefix.slice(a.cachedLength)), positions: h.kv.positions(a.seq).slice(a.cachedLength), context: h.kv.context(a.seq), logits: 'none' }]);
+      }
+      const placement = await cache.place(a.seq, entries, 'rotate');
+      const plain = await cache.select(a.seq, placement, { ratio: 0.2, probe: h.probe });
+      const seeded = await cache.select(a.seq, placement, { ratio: 0.2, probe: h.probe, seedLength: p.prefix.length });
+      expect(seeded.cells).toEqual(plain.cells);
+      for (let i = 0; i < plain.deviation.length; i++) expect(seeded.deviation[i]).toBeCloseTo(plain.deviation[i], 4);
+      // Seeding with a wrong prefix changes what the probe sees: the seed is really used.
+      const wrong = await h.probe(h.kv.tokens(a.seq), h.kv.positions(a.seq), 1, { length: 8, kv: new Float32Array(2 * 8 * 2 * h.weights.config.nKvHeads * h.weights.config.headDim).fill(3) });
+      const right = await h.probe(h.kv.tokens(a.seq), h.kv.positions(a.seq), 1);
+      expect(wrong).not.toEqual(right);
+    } finally {
+      h.kv.release(a.seq);
+    }
+  });
+
   it('rejects unsorted cells', async () => {
     const cache = new ChunkCache({ manager: h.kv, backend: h.backend, model: 'm', tokenizer: 't', memoryBudgetBytes: 1 << 24 });
     const a = await h.kv.acquire([...p.prefix, ...p.chunks[0]]);
