@@ -14,6 +14,10 @@ import { Dashboard, type SessionCounters } from './dashboard';
 import { LocalServer } from './local-server';
 import { embeddedModel, selectModel, type SettingsTarget, settingsTarget } from './models';
 import { EditTracker, type OpenFile } from './completion/open-files';
+import { ImportedFileCache } from './completion/imported-files';
+
+/** Files the current file imports are read for context up to this size. */
+const MAX_IMPORTED_FILE_BYTES = 200_000;
 
 export const COMMANDS = {
   accept: 'cachet.acceptSuggestion',
@@ -138,8 +142,21 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
     }),
     vscode.workspace.onDidCloseTextDocument((d) => edits.forget(d.uri.toString())),
   );
-  const openFiles = (): OpenFile[] =>
-    vscode.workspace.textDocuments
+  // Files the current file imports that are not open, read in the background (imported-files.ts).
+  const importedCache = new ImportedFileCache({
+    list: async (dir) => {
+      const base = vscode.Uri.parse(dir);
+      const entries = await vscode.workspace.fs.readDirectory(base);
+      return entries.filter(([, type]) => type === vscode.FileType.File).map(([name]) => vscode.Uri.joinPath(base, name).toString());
+    },
+    read: async (path) => {
+      const uri = vscode.Uri.parse(path);
+      if ((await vscode.workspace.fs.stat(uri)).size > MAX_IMPORTED_FILE_BYTES) return undefined;
+      return new TextDecoder('utf-8', { fatal: true }).decode(await vscode.workspace.fs.readFile(uri));
+    },
+  });
+  const openFiles = (current: vscode.TextDocument): OpenFile[] => {
+    const open: OpenFile[] = vscode.workspace.textDocuments
       // Very long documents (logs, generated code) are not worth copying on every request.
       .filter((d) => isCodeDoc(d) && !d.isClosed && d.lineCount <= 50_000)
       .map((d) => {
@@ -154,11 +171,20 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
           ...(editedAt !== undefined ? { editedAt } : {}),
         };
       });
+    if (!isCodeDoc(current)) return open;
+    const isOpen = new Set(open.map((f) => f.uri));
+    const head = current.getText(new vscode.Range(0, 0, 200, 0));
+    const imported = importedCache
+      .get(current.uri.toString(), head)
+      .filter((f) => !isOpen.has(f.path))
+      .map((f) => ({ uri: f.path, path: vscode.workspace.asRelativePath(vscode.Uri.parse(f.path), false), text: f.text, languageId: '', lastActive: 0, imported: true }));
+    return [...open, ...imported];
+  };
   const provider = new CachetInlineProvider(session, {
     settings: () => settings,
     enabled: () => enabled,
     onError: showError,
-    openFiles: () => (settings.completion.openFilesContextTokens > 0 ? openFiles() : []),
+    openFiles: (doc) => (settings.completion.openFilesContextTokens > 0 ? openFiles(doc) : []),
   });
   const providerWithAccept: vscode.InlineCompletionItemProvider = {
     provideInlineCompletionItems: async (doc, pos, ctx, token) => {

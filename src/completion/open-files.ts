@@ -3,8 +3,9 @@
 // file imports, recent edits, nearest chunks by similarity, stable-first order for its caches), so
 // the extension only decides which files to send and how much of each. Pure.
 //
-// Over the limits, recently edited files go first, then the most recently focused; the list is
-// sent sorted by path so the engine sees the same input while the user moves between editors.
+// Over the limits, recently edited files go first, then files the current file imports, then the
+// most recently focused; the list is sent sorted by path so the engine sees the same input while
+// the user moves between editors.
 
 import type { ContextCandidate } from '../../engine/protocol';
 
@@ -18,6 +19,8 @@ export interface OpenFile {
   lastActive: number;
   /** When the file was last edited in this session (ms); absent if not edited. */
   editedAt?: number;
+  /** Not open in an editor: read from disk because the current file seems to import it. */
+  imported?: boolean;
 }
 
 export interface CandidateLimits {
@@ -34,7 +37,7 @@ export const DEFAULT_CANDIDATE_LIMITS: CandidateLimits = { maxFiles: 12, maxFile
 export function contextCandidates(files: OpenFile[], current: { uri: string }, limits: CandidateLimits = DEFAULT_CANDIDATE_LIMITS): ContextCandidate[] {
   const picked = files
     .filter((f) => f.uri !== current.uri && f.text.trim().length > 0)
-    .sort((a, b) => (b.editedAt ?? 0) - (a.editedAt ?? 0) || b.lastActive - a.lastActive || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .sort((a, b) => (b.editedAt ?? 0) - (a.editedAt ?? 0) || Number(!!b.imported) - Number(!!a.imported) || b.lastActive - a.lastActive || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     .slice(0, limits.maxFiles);
   const out: ContextCandidate[] = [];
   let total = 0;
@@ -45,8 +48,9 @@ export function contextCandidates(files: OpenFile[], current: { uri: string }, l
     out.push({
       filePath: f.path,
       text,
-      languageId: f.languageId,
-      sources: f.editedAt !== undefined ? ['open', 'recent-edit'] : ['open'],
+      ...(f.languageId ? { languageId: f.languageId } : {}),
+      // An imported file that is not open has no source of its own: the engine finds the import.
+      sources: f.imported ? [] : f.editedAt !== undefined ? ['open', 'recent-edit'] : ['open'],
       ...(f.editedAt !== undefined ? { editedAt: f.editedAt } : {}),
     });
   }

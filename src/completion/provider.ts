@@ -21,8 +21,9 @@ export interface ProviderHooks {
   /** Completions are on (global toggle). */
   enabled(): boolean;
   onError(err: unknown): void;
-  /** Open files (with focus and edit times), the candidates for repository context (optional). */
-  openFiles?(): OpenFile[];
+  /** Candidates for repository context (optional): open files with focus and edit times, and
+   *  files `document` imports that are not open. */
+  openFiles?(document: vscode.TextDocument): OpenFile[];
 }
 
 /** How much of the current file's start is sent for its imports. */
@@ -60,7 +61,7 @@ export class CachetInlineProvider implements vscode.InlineCompletionItemProvider
 
     // Repository context: the engine picks chunks from these files (imports, recent edits, similarity).
     const budget = s.completion.openFilesContextTokens;
-    const candidates = budget > 0 && this.hooks.openFiles ? contextCandidates(this.hooks.openFiles(), { uri: document.uri.toString() }) : [];
+    const candidates = budget > 0 && this.hooks.openFiles ? contextCandidates(this.hooks.openFiles(document), { uri: document.uri.toString() }) : [];
     // The file's imports are at its top; send the head when the prefix window starts below it.
     const windowStart = w.offset - w.prefix.length;
     const repoContext = candidates.length ? { candidates, tokenBudget: budget, ...(windowStart > 0 ? { currentHead: headOf(text, CURRENT_HEAD_CHARS) } : {}) } : undefined;

@@ -23,6 +23,13 @@ describe('contextCandidates', () => {
     expect(c.map((f) => f.filePath)).toEqual(['b.ts', 'c.ts', 'e.ts']);
   });
 
+  it('files the current file imports (not open) rank after edited ones and carry no source of their own', () => {
+    const files = [file('a.ts', 9), file('b.ts', 2, { editedAt: 5 }), file('lib/c.ts', 0, { imported: true, languageId: '' })];
+    const c = contextCandidates(files, current, { maxFiles: 2, maxFileChars: 1000, maxTotalChars: 10_000 });
+    expect(c.map((f) => f.filePath)).toEqual(['b.ts', 'lib/c.ts']);
+    expect(c[1]).toEqual({ filePath: 'lib/c.ts', text: '// lib/c.ts\nexport const x = 1;\n', sources: [] });
+  });
+
   it('cuts long files to their head at a line end and stops at the total', () => {
     const long = Array.from({ length: 100 }, (_, i) => `line ${i}`).join('\n');
     const c = contextCandidates([file('a.ts', 2, { text: long }), file('b.ts', 1, { text: long })], current, { maxFiles: 10, maxFileChars: 50, maxTotalChars: 80 });
