@@ -6,6 +6,8 @@
 //
 // Emission order favours cache hits: stable chunks (imports, open files) first in path/line order,
 // recently edited chunks last (oldest edit first), so typing elsewhere does not reorder the prompt.
+// Chunks chosen for the previous request of the same file rank with a small bonus, so the choice
+// does not flip between keystrokes (a flip changes the prompt from that chunk on).
 //
 // repoContextFiles is the entry point for a FIM request: the editor sends its candidate files
 // (protocol RepoContextRequest) and the engine chooses here, so the extension needs no engine code.
@@ -48,6 +50,19 @@ export interface SelectOptions {
   maxChunks?: number;
   /** Chunks scoring below this are never chosen (import chunks are exempt). */
   minScore?: number;
+  /**
+   * Ids (`chunkId`) of the chunks chosen for the previous request of this file: they rank with
+   * KEEP_BONUS, so a chunk near the budget or a rival's score does not flip in and out between
+   * keystrokes (each flip changes the prompt from that chunk on, and the prefix cache misses).
+   */
+  keep?: ReadonlySet<string>;
+}
+
+/** Ranking bonus of a chunk chosen last time (scores are Jaccard similarity + source boost). */
+export const KEEP_BONUS = 0.1;
+
+export function chunkId(c: { path: string; startLine: number }): string {
+  return `${c.path}:${c.startLine}`;
 }
 
 export const SOURCE_BOOST: Record<ContextSource, number> = {
@@ -212,7 +227,8 @@ export function selectContext(options: SelectOptions): ContextChunk[] {
       scored.push({ path: file.path, ...chunk, score, sources, editedAt: file.editedAt });
     }
   }
-  scored.sort((a, b) => b.score - a.score || a.path.localeCompare(b.path) || a.startLine - b.startLine);
+  const rank = (c: ContextChunk) => c.score + (options.keep?.has(chunkId(c)) ? KEEP_BONUS : 0);
+  scored.sort((a, b) => rank(b) - rank(a) || a.path.localeCompare(b.path) || a.startLine - b.startLine);
 
   const chosen: ContextChunk[] = [];
   let used = 0;
@@ -271,15 +287,42 @@ export function cursorQuery(prefix: string, suffix: string, linesBefore = 30, li
   return before + after;
 }
 
+/** What was chosen for the last request of each file (the `keep` of the next one), for a few files. */
+export class SelectionMemory {
+  private byFile = new Map<string, Set<string>>();
+
+  constructor(private readonly files = 64) {}
+
+  get(path: string): ReadonlySet<string> | undefined {
+    return this.byFile.get(path);
+  }
+
+  set(path: string, chosen: ContextChunk[]): void {
+    this.byFile.delete(path);
+    this.byFile.set(path, new Set(chosen.map(chunkId)));
+    if (this.byFile.size > this.files) this.byFile.delete(this.byFile.keys().next().value!);
+  }
+}
+
+/** The engine's memory across requests (one engine per worker). */
+const defaultMemory = new SelectionMemory();
+
 /** Context files for one FIM request: selectContext over the editor's candidates, adjacent chunks merged. */
-export function repoContextFiles(input: RepoContextInput, request: { filePath?: string; prefix: string; suffix: string }): ContextFile[] {
+export function repoContextFiles(
+  input: RepoContextInput,
+  request: { filePath?: string; prefix: string; suffix: string },
+  memory: SelectionMemory = defaultMemory,
+): ContextFile[] {
   if (input.candidates.length === 0 || input.tokenBudget <= 0) return [];
+  const currentPath = request.filePath ?? '';
   const chosen = selectContext({
-    currentPath: request.filePath ?? '',
+    currentPath,
     query: cursorQuery(request.prefix, request.suffix),
     currentText: input.currentHead ?? request.prefix,
     candidates: input.candidates.map((c) => ({ path: c.filePath, text: c.text, sources: c.sources, editedAt: c.editedAt })),
     tokenBudget: input.tokenBudget,
+    keep: memory.get(currentPath),
   });
+  memory.set(currentPath, chosen);
   return chunksToContextFiles(chosen);
 }

@@ -7,9 +7,12 @@ import {
   extractImports,
   identifierSet,
   jaccard,
+  chunkId,
+  KEEP_BONUS,
   repoContextFiles,
   resolveImport,
   selectContext,
+  SelectionMemory,
   type PromptTokenizer,
   type RepoContextInput,
 } from '../../engine/context';
@@ -197,5 +200,40 @@ describe('repository context for a FIM request (the editor\'s candidates)', () =
     const a = assembleFim(charTokenizer, { ...r, chunks: [{ filePath: 'pinned.py', text: 'PINNED = 1\n', score: 1 }] });
     const order = a.prompt.segments.filter((s) => s.kind === 'context').map((s) => s.key.split(':')[1]);
     expect(order).toEqual(['pinned.py', 'app/helpers.py', 'app/util.py', 'app/notes.py']);
+  });
+});
+
+describe('keeping the previous choice between keystrokes', () => {
+  const shared = Array.from({ length: 30 }, (_, i) => `shared${i}`).join(' ');
+  const a = { path: 'a.ts', text: `${shared} onlyA1 onlyA2\n`, sources: ['open' as const] };
+  const b = { path: 'b.ts', text: `${shared} onlyB1 onlyB2\n`, sources: ['open' as const] };
+  // Room for one chunk: 10 tokens of text + 10 of path + 2.
+  const pick = (query: string, keep?: ReadonlySet<string>) =>
+    selectContext({ currentPath: 'm.ts', query, candidates: [a, b], tokenBudget: 30, countTokens: () => 10, keep }).map((c) => c.path);
+
+  it('a rival slightly ahead does not replace the chunk chosen last time; a clearly better one does', () => {
+    const q1 = `${shared} onlyA1`;
+    const q2 = `${shared} onlyB1`;
+    expect(pick(q1)).toEqual(['a.ts']);
+    // Without memory the choice flips on a small change of the code around the cursor...
+    const [sa, sb] = [selectContext({ currentPath: 'm.ts', query: q2, candidates: [a], tokenBudget: 99, countTokens: () => 10 })[0]!.score, selectContext({ currentPath: 'm.ts', query: q2, candidates: [b], tokenBudget: 99, countTokens: () => 10 })[0]!.score];
+    expect(sb - sa).toBeGreaterThan(0);
+    expect(sb - sa).toBeLessThan(KEEP_BONUS);
+    expect(pick(q2)).toEqual(['b.ts']);
+    // ... with the previous choice kept, it stays.
+    expect(pick(q2, new Set([chunkId({ path: 'a.ts', startLine: 1 })]))).toEqual(['a.ts']);
+    // Once the kept chunk no longer relates to the cursor at all, it goes.
+    expect(pick('onlyB1 onlyB2', new Set(['a.ts:1']))).toEqual(['b.ts']);
+  });
+
+  it('repoContextFiles remembers what it chose per file', () => {
+    const memory = new SelectionMemory(2);
+    const input: RepoContextInput = { candidates: [{ filePath: 'a.ts', text: a.text, sources: ['open'] }], tokenBudget: 500 };
+    repoContextFiles(input, { filePath: 'm.ts', prefix: 'shared1 shared2', suffix: '' }, memory);
+    expect([...memory.get('m.ts')!]).toEqual(['a.ts:1']);
+    repoContextFiles(input, { filePath: 'n.ts', prefix: 'nothing alike', suffix: '' }, memory);
+    expect([...memory.get('n.ts')!]).toEqual([]);
+    repoContextFiles(input, { filePath: 'o.ts', prefix: 'shared1', suffix: '' }, memory);
+    expect(memory.get('m.ts')).toBeUndefined(); // two files remembered at most
   });
 });
