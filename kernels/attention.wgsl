@@ -388,9 +388,42 @@ fn load_tile4(t0: u32, kv_end: u32, kvh: u32, is_v: bool, lid: u32, rs4: u32) {
   }
 }
 
+// Max / sum over the 8 adjacent lanes of a query row (subgroups of 8 or more only).
+fn row8_max(v: vec2<f32>) -> vec2<f32> {
+  var r = v;
+//#if SUBGROUPS
+  r = max(r, subgroupShuffleXor(r, 4u));
+  r = max(r, subgroupShuffleXor(r, 2u));
+  r = max(r, subgroupShuffleXor(r, 1u));
+//#endif
+  return r;
+}
+fn row8_sum(v: vec2<f32>) -> vec2<f32> {
+  var r = v;
+//#if SUBGROUPS
+  r += subgroupShuffleXor(r, 4u);
+  r += subgroupShuffleXor(r, 2u);
+  r += subgroupShuffleXor(r, 1u);
+//#endif
+  return r;
+}
+
 @compute @workgroup_size(64)
-fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32
+//#if SUBGROUPS
+          , @builtin(subgroup_size) sgs_in: u32
+//#endif
+          ) {
   touch_bindings();
+//#if SUBGROUPS
+  // The 8 threads of a query row (tk = 0..7) are adjacent lanes: with subgroups of 8 or more the
+  // row's softmax runs in registers through shuffles, with no serial pass and two fewer barriers.
+  let in_regs = sgs_in >= 8u;
+//#else
+  let in_regs = false;
+//#endif
+  var m_r = vec2<f32>(NEG);                  // running max / sum of rows qa, qa + 1 (in_regs)
+  var l_r = vec2<f32>(0.0);
   let q0 = wid.x * PQ;
   let h = wid.y;
   let dim = p.head_dim;
@@ -435,32 +468,59 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         s[4u + c] += dot(x1, kv);
       }
     }
-    for (var c = 0u; c < 4u; c++) {
-      let kk = tk + 8u * c;
-      tp[qa * PPS + kk] = select(NEG, s[c], t0 + kk < lim0);
-      tp[(qa + 1u) * PPS + kk] = select(NEG, s[4u + c], t0 + kk < lim1);
-    }
-    workgroupBarrier();
-    if (lid < PQ) {
-      var mx = t_m[lid];
-      for (var kk = 0u; kk < PK; kk++) { mx = max(mx, tp[lid * PPS + kk]); }
-      var sum = 0.0;
-      for (var kk = 0u; kk < PK; kk++) {
-        let sc = tp[lid * PPS + kk];
-        let e = select(0.0, exp(sc - mx), sc > NEG);
-        tp[lid * PPS + kk] = e;
-        sum += e;
+    var cr = vec2<f32>(1.0);
+    if (in_regs) {
+      var mx = m_r;
+      for (var c = 0u; c < 4u; c++) {
+        let kk = t0 + tk + 8u * c;
+        s[c] = select(NEG, s[c], kk < lim0);
+        s[4u + c] = select(NEG, s[4u + c], kk < lim1);
+        mx = max(mx, vec2<f32>(s[c], s[4u + c]));
       }
-      let cr = exp(t_m[lid] - mx);
-      t_c[lid] = cr;
-      t_l[lid] = t_l[lid] * cr + sum;
-      t_m[lid] = mx;
+      mx = row8_max(mx);
+      var sum = vec2<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        let kk = tk + 8u * c;
+        let e0 = select(0.0, exp(s[c] - mx.x), s[c] > NEG);
+        let e1 = select(0.0, exp(s[4u + c] - mx.y), s[4u + c] > NEG);
+        tp[qa * PPS + kk] = e0;
+        tp[(qa + 1u) * PPS + kk] = e1;
+        sum += vec2<f32>(e0, e1);
+      }
+      sum = row8_sum(sum);
+      cr = exp(m_r - mx);
+      l_r = l_r * cr + sum;
+      m_r = mx;
+      workgroupBarrier();   // every thread is done with the K tile before V overwrites it
+    } else {
+      for (var c = 0u; c < 4u; c++) {
+        let kk = tk + 8u * c;
+        tp[qa * PPS + kk] = select(NEG, s[c], t0 + kk < lim0);
+        tp[(qa + 1u) * PPS + kk] = select(NEG, s[4u + c], t0 + kk < lim1);
+      }
+      workgroupBarrier();
+      if (lid < PQ) {
+        var mx = t_m[lid];
+        for (var kk = 0u; kk < PK; kk++) { mx = max(mx, tp[lid * PPS + kk]); }
+        var sum = 0.0;
+        for (var kk = 0u; kk < PK; kk++) {
+          let sc = tp[lid * PPS + kk];
+          let e = select(0.0, exp(sc - mx), sc > NEG);
+          tp[lid * PPS + kk] = e;
+          sum += e;
+        }
+        let c = exp(t_m[lid] - mx);
+        t_c[lid] = c;
+        t_l[lid] = t_l[lid] * c + sum;
+        t_m[lid] = mx;
+      }
+      workgroupBarrier();
+      cr = vec2<f32>(t_c[qa], t_c[qa + 1u]);
     }
-    workgroupBarrier();
     load_tile4(t0, kv_end, kvh, true, lid, rs4);
     workgroupBarrier();
-    let c0 = t_c[qa];
-    let c1 = t_c[qa + 1u];
+    let c0 = cr.x;
+    let c1 = cr.y;
     for (var c = 0u; c < 4u; c++) { acc[c] *= c0; acc[4u + c] *= c1; }
     for (var kk = 0u; kk < PK; kk++) {
       let p0 = tp[qa * PPS + kk];
@@ -478,7 +538,7 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
   for (var r = 0u; r < 2u; r++) {
     let qi = qa + r;
     if (q0 + qi < n) {
-      let inv = 1.0 / t_l[qi];
+      let inv = 1.0 / select(t_l[qi], l_r[r], in_regs);
       for (var c = 0u; c < nc; c++) {
         let o = ((q0 + qi) * p.heads + h) * dim + 4u * (tk + 8u * c);
         let v = acc[r * 4u + c] * inv;

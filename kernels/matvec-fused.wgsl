@@ -132,6 +132,71 @@ fn dot_w2(row: u32, lane: u32) -> f32 {
   }
   return acc;
 }
+// Two adjacent rows per lane pass (NR2): x is read once for both, and two weight loads are in
+// flight per iteration. r1 is clamped to the matrix's last row (its result is then discarded).
+fn dot2_w0(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
+  let k16 = p.k / 16u;
+  let kb = p.k / 32u;
+  let r1 = min(row + 1u, nrows - 1u);
+  let sb0 = p.so0 + row * kb;
+  let sb1 = p.so0 + r1 * kb;
+  var acc = vec2<f32>(0.0);
+  for (var c = lane; c < k16; c += 32u) {
+    let q0 = W0[row * k16 + c];
+    let q1 = W0[r1 * k16 + c];
+    let s0 = sb0 + c / 2u;
+    let s1 = sb1 + c / 2u;
+    let x0 = xin(c * 4u);
+    let x1 = xin(c * 4u + 1u);
+    let x2 = xin(c * 4u + 2u);
+    let x3 = xin(c * 4u + 3u);
+    acc.x += scale_of(W0[s0 >> 2u], s0) * (dot(i8x4(q0.x), x0) + dot(i8x4(q0.y), x1) + dot(i8x4(q0.z), x2) + dot(i8x4(q0.w), x3));
+    acc.y += scale_of(W0[s1 >> 2u], s1) * (dot(i8x4(q1.x), x0) + dot(i8x4(q1.y), x1) + dot(i8x4(q1.z), x2) + dot(i8x4(q1.w), x3));
+  }
+  return acc;
+}
+fn dot2_w1(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
+  let k16 = p.k / 16u;
+  let kb = p.k / 32u;
+  let r1 = min(row + 1u, nrows - 1u);
+  let sb0 = p.so1 + row * kb;
+  let sb1 = p.so1 + r1 * kb;
+  var acc = vec2<f32>(0.0);
+  for (var c = lane; c < k16; c += 32u) {
+    let q0 = W1[row * k16 + c];
+    let q1 = W1[r1 * k16 + c];
+    let s0 = sb0 + c / 2u;
+    let s1 = sb1 + c / 2u;
+    let x0 = xin(c * 4u);
+    let x1 = xin(c * 4u + 1u);
+    let x2 = xin(c * 4u + 2u);
+    let x3 = xin(c * 4u + 3u);
+    acc.x += scale_of(W1[s0 >> 2u], s0) * (dot(i8x4(q0.x), x0) + dot(i8x4(q0.y), x1) + dot(i8x4(q0.z), x2) + dot(i8x4(q0.w), x3));
+    acc.y += scale_of(W1[s1 >> 2u], s1) * (dot(i8x4(q1.x), x0) + dot(i8x4(q1.y), x1) + dot(i8x4(q1.z), x2) + dot(i8x4(q1.w), x3));
+  }
+  return acc;
+}
+fn dot2_w2(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
+  let k16 = p.k / 16u;
+  let kb = p.k / 32u;
+  let r1 = min(row + 1u, nrows - 1u);
+  let sb0 = p.so2 + row * kb;
+  let sb1 = p.so2 + r1 * kb;
+  var acc = vec2<f32>(0.0);
+  for (var c = lane; c < k16; c += 32u) {
+    let q0 = W2[row * k16 + c];
+    let q1 = W2[r1 * k16 + c];
+    let s0 = sb0 + c / 2u;
+    let s1 = sb1 + c / 2u;
+    let x0 = xin(c * 4u);
+    let x1 = xin(c * 4u + 1u);
+    let x2 = xin(c * 4u + 2u);
+    let x3 = xin(c * 4u + 3u);
+    acc.x += scale_of(W2[s0 >> 2u], s0) * (dot(i8x4(q0.x), x0) + dot(i8x4(q0.y), x1) + dot(i8x4(q0.z), x2) + dot(i8x4(q0.w), x3));
+    acc.y += scale_of(W2[s1 >> 2u], s1) * (dot(i8x4(q1.x), x0) + dot(i8x4(q1.y), x1) + dot(i8x4(q1.z), x2) + dot(i8x4(q1.w), x3));
+  }
+  return acc;
+}
 //#else
 fn dot_w0(row: u32, lane: u32) -> f32 {
   var acc = 0.0;
@@ -176,6 +241,33 @@ fn lane_sum(v: f32, lid: u32, sgs: u32) -> f32 {
   return r;
 }
 
+// Epilogue of row r (numbered across the matrices) for token m: bias, SwiGLU, residual add.
+fn store_row(m: u32, r: u32, a: f32, b: f32, swiglu: bool, total: u32) {
+  if (r >= total) { return; }
+  if (r < p.n0) {
+    var y = a;
+    if ((p.flags & 8u) != 0u) { y += B0[r]; }
+    if (swiglu) {
+      var u = b;
+      if ((p.flags & 16u) != 0u) { u += B1[r]; }
+      y = y / (1.0 + exp(-y)) * u;
+    }
+    let i = m * p.n0 + r;
+    if ((p.flags & 4u) != 0u) { y += Y0[i]; }
+    Y0[i] = y;
+  } else if (r < p.n0 + p.n1) {
+    let j = r - p.n0;
+    var y = a;
+    if ((p.flags & 16u) != 0u) { y += B1[j]; }
+    Y1[m * p.n1 + j] = y;
+  } else {
+    let j = r - p.n0 - p.n1;
+    var y = a;
+    if ((p.flags & 32u) != 0u) { y += B2[j]; }
+    Y2[m * p.n2 + j] = y;
+  }
+}
+
 @compute @workgroup_size(256)
 fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32
@@ -210,10 +302,32 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     x_scale = inverseSqrt(reduce_sum(ss, lid) / f32(p.k) + p.eps);
   }
 //#endif
-  let r = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
   let lane = lid & 31u;
   let swiglu = (p.flags & 2u) != 0u;
   let total = select(p.n0 + p.n1 + p.n2, p.n0, swiglu);
+//#if NR2
+  // two adjacent rows per subgroup; the host guarantees a pair never straddles two matrices
+  let r = ((wid.y * nwg.x + wid.x) * 8u + lid / 32u) * 2u;
+  var a = vec2<f32>(0.0);
+  var b = vec2<f32>(0.0);
+  if (r < p.n0) {
+    a = dot2_w0(r, p.n0, lane);
+    if (swiglu) { b = dot2_w1(r, p.n0, lane); }
+  } else if (r < p.n0 + p.n1) {
+    a = dot2_w1(r - p.n0, p.n1, lane);
+  } else if (r < total) {
+    a = dot2_w2(r - p.n0 - p.n1, p.n2, lane);
+  }
+  a.x = lane_sum(a.x, lid, sgs);
+  a.y = lane_sum(a.y, lid, sgs);
+  if (swiglu) { b.x = lane_sum(b.x, lid, sgs); b.y = lane_sum(b.y, lid, sgs); }
+  if (lane != 0u) { return; }
+  store_row(m, r, a.x, b.x, swiglu, total);
+  // the second row exists unless r is the last row of its matrix
+  let end = select(select(total, p.n0 + p.n1, r < p.n0 + p.n1), p.n0, r < p.n0);
+  if (r + 1u < end) { store_row(m, r + 1u, a.y, b.y, swiglu, total); }
+//#else
+  let r = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
   var a = 0.0;
   var b = 0.0;
   if (r < p.n0) {
@@ -226,27 +340,7 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   }
   a = lane_sum(a, lid, sgs);
   if (swiglu) { b = lane_sum(b, lid, sgs); }
-  if (lane != 0u || r >= total) { return; }
-  if (r < p.n0) {
-    var y = a;
-    if ((p.flags & 8u) != 0u) { y += B0[r]; }
-    if (swiglu) {
-      var u = b;
-      if ((p.flags & 16u) != 0u) { u += B1[r]; }
-      y = y / (1.0 + exp(-y)) * u;
-    }
-    let i = m * p.n0 + r;
-    if ((p.flags & 4u) != 0u) { y += Y0[i]; }
-    Y0[i] = y;
-  } else if (r < p.n0 + p.n1) {
-    let j = r - p.n0;
-    var y = a;
-    if ((p.flags & 16u) != 0u) { y += B1[j]; }
-    Y1[m * p.n1 + j] = y;
-  } else {
-    let j = r - p.n0 - p.n1;
-    var y = a;
-    if ((p.flags & 32u) != 0u) { y += B2[j]; }
-    Y2[m * p.n2 + j] = y;
-  }
+  if (lane != 0u) { return; }
+  store_row(m, r, a, b, swiglu, total);
+//#endif
 }

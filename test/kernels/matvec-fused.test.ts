@@ -32,7 +32,7 @@ function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float64Array {
   return Float64Array.from(x, (v, i) => (v / Math.sqrt(ms + eps)) * w[i]!);
 }
 
-async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number; staged?: boolean }) {
+async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number; staged?: boolean; nr2?: boolean }) {
   const H = h!;
   const { rows, k } = opts;
   const mats = rows.map((n, i) => (n ? q8(n, k, 100 + i) : undefined));
@@ -44,7 +44,8 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
   const eps = 1e-6;
   const flags = (opts.norm ? 1 : 0) | (opts.swiglu ? 2 : 0) | (opts.accumulate ? 4 : 0) | (opts.bias ? 8 | 16 | 32 : 0);
   // staged: x (normalised) copied to workgroup memory first, as the backend does when it fits
-  const p = pipes.get('matvec-fused', 'matvec_fused', opts.staged ? `q8r|xs${k / 4}` : 'q8r');
+  // nr2: two rows per subgroup (16 rows per workgroup)
+  const p = pipes.get('matvec-fused', 'matvec_fused', `q8r|xs${opts.staged ? k / 4 : 0}${opts.nr2 ? '|nr2' : ''}`);
   const dummyW = buf(H, new Uint32Array(4));
   const Y = rows.map((n, i) => buf(H, i === 0 && opts.accumulate ? prev : new Float32Array(Math.max(1, opts.tokens * n))));
   const g = pipes.bind(p, 0, {
@@ -53,7 +54,7 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
     11: uni(H, [rows[0], opts.swiglu ? 0 : rows[1], rows[2], k, mats[0]?.scaleWordOffset ?? 0, mats[1]?.scaleWordOffset ?? 0, mats[2]?.scaleWordOffset ?? 0, flags, eps, opts.xRow0], [8]),
   });
   const total = opts.swiglu ? rows[0] : rows[0] + rows[1] + rows[2];
-  const [gx, gy] = grid(Math.ceil(total / 8), 3);
+  const [gx, gy] = grid(Math.ceil(total / (opts.nr2 ? 16 : 8)), 3);
   await run(H, p, [g], gx, gy, opts.tokens);
   let worst = 0;
   for (let t = 0; t < opts.tokens; t++) {
@@ -81,18 +82,28 @@ describe('fused q8r matvec', () => {
     const o = { rows: [29, 13, 13] as [number, number, number], k: 192, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 0 };
     expect(await runFused(h.pipes, o)).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, o)).toBeLessThan(2e-5);
+  });
+  test('the same with x staged in workgroup memory, and with two rows per subgroup', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    const o = { rows: [29, 13, 13] as [number, number, number], k: 192, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 0 };
     expect(await runFused(h.pipes, { ...o, staged: true })).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, { ...o, staged: true })).toBeLessThan(2e-5);
+    // two rows per subgroup: even q and k counts, an odd v count (its last pair is half empty)
+    const e = { ...o, rows: [30, 14, 13] as [number, number, number] };
+    expect(await runFused(h.pipes, { ...e, staged: true, nr2: true })).toBeLessThan(2e-5);
+    expect(await runFused(h.altPipes, { ...e, nr2: true })).toBeLessThan(2e-5);
   });
   test('gate/up with SwiGLU and RMS norm, two tokens', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0 })).toBeLessThan(2e-5);
     expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0, staged: true })).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0, staged: true, nr2: true })).toBeLessThan(2e-5);
   });
   test('single matrix accumulating into the residual, reading a later row of x (LM-head style)', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2 })).toBeLessThan(2e-5);
     expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2, staged: true })).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 1, xRow0: 2, nr2: true })).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, { rows: [33, 0, 0], k: 96, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 1 })).toBeLessThan(2e-5);
   });
 });

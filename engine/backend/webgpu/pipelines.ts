@@ -81,8 +81,10 @@ export class Pipelines {
     let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
     if (family === 'matvec-fused') {
       // 'FORMATS|xsN': x staged in N vec4 of workgroup memory (0: read from X)
-      const [formats, stage] = wtype.split('|') as [string, string | undefined];
+      // 'FORMATS|xsN[|nr2]': nr2 = two rows per subgroup (q8r only)
+      const [formats, stage, nr] = wtype.split('|') as [string, string | undefined, string | undefined];
       const xs4 = Number(stage?.replace('xs', '') ?? 0);
+      defines.NR2 = nr === 'nr2';
       defines.XS = xs4 > 0;
       defines.XS4 = Math.max(1, xs4);
       wtype = formats;
