@@ -75,18 +75,18 @@ fn scale_of(w: vec4<u32>, s: u32) -> f32 { return bitcast<f32>(w[s & 3u]); }
 
 // Partial dot product of row `row` of each matrix over this lane's chunks, two chunks (32
 // weights, 32 bytes) per iteration so each lane has two independent loads in flight.
-fn dot_w0(row: u32, lane: u32) -> f32 {
+fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   let k16 = p.k / 16u;
   let sb = p.so0 + row * (p.k / 32u);
   let rb = row * k16;
   var acc = 0.0;
-  var c = lane;
-  for (; c + 32u < k16; c += 64u) {
+  var c = c0;
+  for (; c + step < k16; c += 2u * step) {
     let q0 = W0[rb + c];
-    let q1 = W0[rb + c + 32u];
+    let q1 = W0[rb + c + step];
     let s0 = sb + c / 2u;
-    let s1 = s0 + 16u;
-    acc += scale_of(W0[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W0[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+    let s1 = sb + (c + step) / 2u;
+    acc += scale_of(W0[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W0[s1 >> 2u], s1) * dot16(q1, (c + step) * 4u);
   }
   if (c < k16) {
     let s0 = sb + c / 2u;
@@ -94,18 +94,18 @@ fn dot_w0(row: u32, lane: u32) -> f32 {
   }
   return acc;
 }
-fn dot_w1(row: u32, lane: u32) -> f32 {
+fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
   let k16 = p.k / 16u;
   let sb = p.so1 + row * (p.k / 32u);
   let rb = row * k16;
   var acc = 0.0;
-  var c = lane;
-  for (; c + 32u < k16; c += 64u) {
+  var c = c0;
+  for (; c + step < k16; c += 2u * step) {
     let q0 = W1[rb + c];
-    let q1 = W1[rb + c + 32u];
+    let q1 = W1[rb + c + step];
     let s0 = sb + c / 2u;
-    let s1 = s0 + 16u;
-    acc += scale_of(W1[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W1[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+    let s1 = sb + (c + step) / 2u;
+    acc += scale_of(W1[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W1[s1 >> 2u], s1) * dot16(q1, (c + step) * 4u);
   }
   if (c < k16) {
     let s0 = sb + c / 2u;
@@ -113,18 +113,18 @@ fn dot_w1(row: u32, lane: u32) -> f32 {
   }
   return acc;
 }
-fn dot_w2(row: u32, lane: u32) -> f32 {
+fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
   let k16 = p.k / 16u;
   let sb = p.so2 + row * (p.k / 32u);
   let rb = row * k16;
   var acc = 0.0;
-  var c = lane;
-  for (; c + 32u < k16; c += 64u) {
+  var c = c0;
+  for (; c + step < k16; c += 2u * step) {
     let q0 = W2[rb + c];
-    let q1 = W2[rb + c + 32u];
+    let q1 = W2[rb + c + step];
     let s0 = sb + c / 2u;
-    let s1 = s0 + 16u;
-    acc += scale_of(W2[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W2[s1 >> 2u], s1) * dot16(q1, (c + 32u) * 4u);
+    let s1 = sb + (c + step) / 2u;
+    acc += scale_of(W2[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W2[s1 >> 2u], s1) * dot16(q1, (c + step) * 4u);
   }
   if (c < k16) {
     let s0 = sb + c / 2u;
@@ -198,24 +198,28 @@ fn dot2_w2(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
   return acc;
 }
 //#else
-fn dot_w0(row: u32, lane: u32) -> f32 {
+fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
   var acc = 0.0;
-  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN0(row * p.so0, 4u * c), xin(c)); }
+  for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN0(row * p.so0, 4u * c), xin(c)); }
   return acc;
 }
-fn dot_w1(row: u32, lane: u32) -> f32 {
+fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
   var acc = 0.0;
-  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN1(row * p.so1, 4u * c), xin(c)); }
+  for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN1(row * p.so1, 4u * c), xin(c)); }
   return acc;
 }
-fn dot_w2(row: u32, lane: u32) -> f32 {
+fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
   var acc = 0.0;
-  for (var c = lane; c < p.k / 4u; c += 32u) { acc += dot($W4FN2(row * p.so2, 4u * c), xin(c)); }
+  for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN2(row * p.so2, 4u * c), xin(c)); }
   return acc;
 }
 //#endif
 
 var<workgroup> seg: array<f32, 256>;
+var<workgroup> kpart: array<vec2<f32>, 8>;   // split-K partials per subgroup
 
 // Sum over the 32 lanes of each row; the result is valid in every lane.
 fn lane_sum(v: f32, lid: u32, sgs: u32) -> f32 {
@@ -327,19 +331,29 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   let end = select(select(total, p.n0 + p.n1, r < p.n0 + p.n1), p.n0, r < p.n0);
   if (r + 1u < end) { store_row(m, r + 1u, a.y, b.y, swiglu, total); }
 //#else
-  let r = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
+  // $KS subgroups per row (split-K): a matrix with few rows still keeps every SM busy
+  let warp = lid / 32u;
+  let r = (wid.y * nwg.x + wid.x) * (8u / $KSu) + warp / $KSu;
+  let c0 = lane + 32u * (warp % $KSu);
+  let step = 32u * $KSu;
   var a = 0.0;
   var b = 0.0;
   if (r < p.n0) {
-    a = dot_w0(r, lane);
-    if (swiglu) { b = dot_w1(r, lane); }
+    a = dot_w0(r, c0, step);
+    if (swiglu) { b = dot_w1(r, c0, step); }
   } else if (r < p.n0 + p.n1) {
-    a = dot_w1(r - p.n0, lane);
+    a = dot_w1(r - p.n0, c0, step);
   } else if (r < total) {
-    a = dot_w2(r - p.n0 - p.n1, lane);
+    a = dot_w2(r - p.n0 - p.n1, c0, step);
   }
   a = lane_sum(a, lid, sgs);
   if (swiglu) { b = lane_sum(b, lid, sgs); }
+  if ($KSu > 1u) {
+    if (lane == 0u) { kpart[warp] = vec2<f32>(a, b); }
+    workgroupBarrier();
+    if (warp % $KSu != 0u) { return; }
+    for (var j = 1u; j < $KSu; j++) { let o = kpart[warp + j]; a += o.x; b += o.y; }
+  }
   if (lane != 0u) { return; }
   store_row(m, r, a, b, swiglu, total);
 //#endif

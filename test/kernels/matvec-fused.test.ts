@@ -32,7 +32,7 @@ function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float64Array {
   return Float64Array.from(x, (v, i) => (v / Math.sqrt(ms + eps)) * w[i]!);
 }
 
-async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number; staged?: boolean; nr2?: boolean }) {
+async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]; k: number; norm: boolean; swiglu: boolean; accumulate: boolean; bias: boolean; tokens: number; xRow0: number; staged?: boolean; nr2?: boolean; ks?: number }) {
   const H = h!;
   const { rows, k } = opts;
   const mats = rows.map((n, i) => (n ? q8(n, k, 100 + i) : undefined));
@@ -45,7 +45,8 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
   const flags = (opts.norm ? 1 : 0) | (opts.swiglu ? 2 : 0) | (opts.accumulate ? 4 : 0) | (opts.bias ? 8 | 16 | 32 : 0);
   // staged: x (normalised) copied to workgroup memory first, as the backend does when it fits
   // nr2: two rows per subgroup (16 rows per workgroup)
-  const p = pipes.get('matvec-fused', 'matvec_fused', `q8r|xs${opts.staged ? k / 4 : 0}${opts.nr2 ? '|nr2' : ''}`);
+  // ks: subgroups per row (split-K)
+  const p = pipes.get('matvec-fused', 'matvec_fused', `q8r|xs${opts.staged ? k / 4 : 0}${opts.nr2 ? '|nr2' : ''}${opts.ks ? `|ks${opts.ks}` : ''}`);
   const dummyW = buf(H, new Uint32Array(4));
   const Y = rows.map((n, i) => buf(H, i === 0 && opts.accumulate ? prev : new Float32Array(Math.max(1, opts.tokens * n))));
   const g = pipes.bind(p, 0, {
@@ -54,7 +55,7 @@ async function runFused(pipes: Pipelines, opts: { rows: [number, number, number]
     11: uni(H, [rows[0], opts.swiglu ? 0 : rows[1], rows[2], k, mats[0]?.scaleWordOffset ?? 0, mats[1]?.scaleWordOffset ?? 0, mats[2]?.scaleWordOffset ?? 0, flags, eps, opts.xRow0], [8]),
   });
   const total = opts.swiglu ? rows[0] : rows[0] + rows[1] + rows[2];
-  const [gx, gy] = grid(Math.ceil(total / (opts.nr2 ? 16 : 8)), 3);
+  const [gx, gy] = grid(Math.ceil(total / (opts.nr2 ? 16 : 8 / (opts.ks ?? 1))), 3);
   await run(H, p, [g], gx, gy, opts.tokens);
   let worst = 0;
   for (let t = 0; t < opts.tokens; t++) {
@@ -93,6 +94,17 @@ describe('fused q8r matvec', () => {
     expect(await runFused(h.pipes, { ...e, staged: true, nr2: true })).toBeLessThan(2e-5);
     expect(await runFused(h.altPipes, { ...e, nr2: true })).toBeLessThan(2e-5);
   });
+  test('split-K: 2 and 4 subgroups per row (q/k/v with norm and bias; residual accumulate; SwiGLU)', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    const o = { rows: [29, 13, 13] as [number, number, number], k: 1280, norm: true, swiglu: false, accumulate: false, bias: true, tokens: 1, xRow0: 0 };
+    expect(await runFused(h.pipes, { ...o, ks: 2 })).toBeLessThan(2e-5);
+    expect(await runFused(h.altPipes, { ...o, ks: 4 })).toBeLessThan(2e-5);
+  });
+  test('split-K: residual accumulate over two tokens, and SwiGLU with staged x', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runFused(h.pipes, { rows: [33, 0, 0], k: 1024, norm: false, swiglu: false, accumulate: true, bias: false, tokens: 2, xRow0: 1, ks: 4 })).toBeLessThan(2e-5);
+    expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 1, xRow0: 0, staged: true, ks: 2 })).toBeLessThan(2e-5);
+  });
   test('gate/up with SwiGLU and RMS norm, two tokens', async (ctx) => {
     if (!h) return ctx.skip(skip);
     expect(await runFused(h.pipes, { rows: [70, 70, 0], k: 128, norm: true, swiglu: true, accumulate: false, bias: false, tokens: 2, xRow0: 0 })).toBeLessThan(2e-5);
@@ -111,7 +123,7 @@ describe('fused q8r matvec', () => {
 describe('fused matvec, generic formats (per-matrix dequant)', () => {
   const FORMAT_NAMES: Partial<Record<GgmlType, string>> = { [GgmlType.F32]: 'f32', [GgmlType.F16]: 'f16', [GgmlType.Q8_0]: 'q8_0', [GgmlType.Q4_0]: 'q4_0', [GgmlType.Q4_K]: 'q4_k', [GgmlType.Q6_K]: 'q6_k' };
 
-  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean, staged = false) {
+  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean, staged = false, ks = 1) {
     const H = h!;
     const mats = types.map((t, i) => {
       const bytes = quantize(t, randoms(rows[i]! * k, 200 + i));
@@ -121,7 +133,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     const nw = randoms(k, 10);
     const eps = 1e-6;
     const xin = rmsNorm(x, nw, eps);
-    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(',') + (staged ? `|xs${k / 4}` : ''));
+    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(',') + `|xs${staged ? k / 4 : 0}` + (ks > 1 ? `|ks${ks}` : ''));
     const Y = rows.map((n) => buf(H, new Float32Array(Math.max(1, n))));
     const g = pipes.bind(p, 0, {
       0: buf(H, mats[0]!.bytes), 1: buf(H, mats[1]!.bytes), 2: buf(H, mats[2]!.bytes), 3: buf(H, x), 4: buf(H, nw),
@@ -129,7 +141,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
       11: uni(H, [rows[0], swiglu ? 0 : rows[1], swiglu ? 0 : rows[2], k, mats[0]!.rowBytes, mats[1]!.rowBytes, mats[2]!.rowBytes, 1 | (swiglu ? 2 : 0), eps, 0], [8]),
     });
     const total = swiglu ? rows[0] : rows[0] + rows[1] + rows[2];
-    await run(H, p, [g], Math.ceil(total / 8));
+    await run(H, p, [g], Math.ceil(total / (8 / ks)));
     const outs = mats.map((m, i) => dotRows(m.f32, xin, rows[i]!, k));
     if (swiglu) {
       const want = outs[0]!.map((a, r) => (a / (1 + Math.exp(-a))) * outs[1]![r]!);
@@ -144,6 +156,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     if (!h) return ctx.skip(skip);
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false)).toBeLessThan(2e-5);
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false, true)).toBeLessThan(2e-5);
+    expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 512, false, false, 4)).toBeLessThan(2e-5);
   });
   test('gate F16, up Q8_0 file blocks, SwiGLU; no-subgroup fallback', async (ctx) => {
     if (!h) return ctx.skip(skip);

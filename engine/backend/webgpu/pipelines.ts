@@ -81,10 +81,11 @@ export class Pipelines {
     let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
     if (family === 'matvec-fused') {
       // 'FORMATS|xsN': x staged in N vec4 of workgroup memory (0: read from X)
-      // 'FORMATS|xsN[|nr2]': nr2 = two rows per subgroup (q8r only)
-      const [formats, stage, nr] = wtype.split('|') as [string, string | undefined, string | undefined];
+      // 'FORMATS|xsN[|nr2|ksK]': nr2 = two rows per subgroup (q8r only), ksK = K subgroups per row
+      const [formats, stage, ...rest] = wtype.split('|') as [string, string | undefined, ...string[]];
       const xs4 = Number(stage?.replace('xs', '') ?? 0);
-      defines.NR2 = nr === 'nr2';
+      defines.NR2 = rest.includes('nr2');
+      defines.KS = Number(rest.find((r) => r.startsWith('ks'))?.slice(2) ?? 1);
       defines.XS = xs4 > 0;
       defines.XS4 = Math.max(1, xs4);
       wtype = formats;

@@ -407,9 +407,15 @@ export class WebGpuBackend implements Backend {
     // (q/k/v, gate/up of a 1.5B model) it was 1.3x faster than re-reading X and the norm weights.
     const k4 = mats[0]!.k / 4;
     const xs = k4 <= 512 && 16 * k4 + 2560 <= this.gpu.limits.maxComputeWorkgroupStorageSize ? k4 : 0;
-    // q8r: two rows per subgroup when no row pair can straddle two matrices (n0, n1 even)
-    const nr2 = q8r && (n[1] === 0 || (n[0]! % 2 === 0 && (n[2] === 0 || n[1]! % 2 === 0)));
-    const wtype = `${formats}|xs${xs}${nr2 ? '|nr2' : ''}`;
+    // Row layout, measured on an H200 (1.5B shape): one subgroup per row leaves short matrices
+    // with too few subgroups to fill the GPU, so q/k/v (2048 rows) use 2 and o/down (1536) 4
+    // subgroups per row (split-K); tall ones (gate/up 8960, LM head) take two rows per subgroup
+    // instead (q8r, and only when no row pair can straddle two matrices: n0, n1 even), which
+    // made them 1.3x faster but the short ones 1.2x slower.
+    const total = swiglu ? n[0]! : n[0]! + n[1]! + n[2]!;
+    const ks = total >= 4096 ? 1 : total >= 2048 ? 2 : 4;
+    const nr2 = ks === 1 && q8r && (n[1] === 0 || (n[0]! % 2 === 0 && (n[2] === 0 || n[1]! % 2 === 0)));
+    const wtype = `${formats}|xs${xs}${nr2 ? '|nr2' : ''}${ks > 1 ? `|ks${ks}` : ''}`;
     const off = (m: GpuMatrix | undefined) => (m ? (q8r ? m.scaleOff : m.rowBytes) : 0);
     const p = params ?? uniformFrom(this.device, [n[0]!, n[1]!, n[2]!, mats[0]!.k, off(mats[0]), off(mats[1]), off(mats[2]), flags | bias, c.norm.eps, 0], [8]);
     if (!params) this.allBuffers.push(p);
@@ -420,7 +426,7 @@ export class WebGpuBackend implements Backend {
       5: ys[0]!, 6: y(1), 7: y(2),
       8: mats[0]?.bias ?? this.dummy, 9: mats[1]?.bias ?? this.dummy, 10: mats[2]?.bias ?? this.dummy, 11: p,
     }, undefined, `fused ${label}`);
-    return { ...op, rowsPerGroup: nr2 ? 16 : 8 };
+    return { ...op, rowsPerGroup: nr2 ? 16 : 8 / ks };
   }
 
   private fusedLayerOps(L: LayerBuffers): LayerOps['fused'] {
