@@ -35,13 +35,13 @@ if [ "${1:-}" = --run ]; then
     shape="${sq%%:*}"; quant="${sq##*:}"; tag="${shape#qwen2.5-coder-}-$quant"
     timeout "${CACHET_BENCH_TIMEOUT:-200}" node dist/bench-gpu.js --shape "$shape" --quant "$quant" \
       --ctx "$ctx" --prefill-ctx 4096 --decode 64 --profile 2 --chunk 512 \
-      --out "$out/cachet-$tag.json" > "$out/cachet-$tag.log" 2>&1 || echo "cachet $tag: exit $?"
-    tail -n 30 "$out/cachet-$tag.log"
+      --out "$out/cachet-$tag.json" > /tmp/cachet-$tag.log 2>&1 || echo "cachet $tag: exit $?"
+    cat /tmp/cachet-$tag.log >> "$out/bench.log"; grep '^ctx' /tmp/cachet-$tag.log
     [ "${CACHET_BENCH_SKIP_LLAMA:-0}" = 1 ] && continue
     timeout "${CACHET_BENCH_TIMEOUT:-200}" node dist/bench-gpu-llama.js --llama "$llama" \
       --model "/tmp/cachet-bench-$shape-$quant.gguf" --ctx "$ctx" --passes 2 --decode 64 --batch 2048 \
-      --out "$out/llama-$tag.json" > "$out/llama-$tag.log" 2>&1 || echo "llama $tag: exit $?"
-    grep -v '^ ' "$out/llama-$tag.log" | tail -n 8
+      --out "$out/llama-$tag.json" > /tmp/llama-$tag.log 2>&1 || echo "llama $tag: exit $?"
+    cat /tmp/llama-$tag.log >> "$out/bench.log"; grep '"pass":2' /tmp/llama-$tag.log | cut -c1-150
   done
   exit 0
 fi

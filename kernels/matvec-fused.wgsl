@@ -1,6 +1,8 @@
 // Decode-time matrix-vector products fused with what surrounds them. Two weight paths:
 //   Q8R: Q8_0 repacked at upload (all int8 quants as u32 words, then one f32 scale per 32
 //        weights); a lane reads 16 weights (one vec4<u32>) per step.
+//   Q4K: every matrix of the dispatch in Q4_K, read in place: a lane takes 32 weights (one
+//        vec4<u32> of nibbles plus the 16-byte block header: d, dmin, 6-bit scales and mins).
 //   else: any dequant.wgsl format per matrix ($W4FN0..2 name a per-buffer copy of its w4_*
 //        function); a lane reads 4 weights per step.
 // Fusions:
@@ -17,7 +19,7 @@ struct FusedParams {
   eps: f32, x_row0: u32, scale_off: u32, pad1: u32,   // scale_off: unused (dequant.wgsl's q8r)
 }
 
-//#if Q8R
+//#if VEC4W
 @group(0) @binding(0) var<storage, read> W0: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> W1: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> W2: array<vec4<u32>>;
@@ -198,6 +200,73 @@ fn dot2_w2(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
   return acc;
 }
 //#else
+//#if Q4K
+// Q4_K block (256 weights, 144 bytes = 9 vec4): header (d, dmin as f16; 12 bytes of 6-bit
+// scales/mins), then 128 bytes of nibbles; bytes 32i..32i+31 hold sub-block 2i in their low
+// nibbles and 2i+1 in their high ones. Chunk c of a row: block c / 8, segment (c % 8) / 2,
+// half c % 2 -> 16 bytes = weights 64i + 16h + 0..15 (low) and 64i + 32 + 16h + 0..15 (high).
+fn q4k_byte(h: vec4<u32>, b: u32) -> u32 {
+  let w = select(select(h.w, h.z, b < 8u), h.y, b < 4u);
+  return (w >> (8u * (b % 4u))) & 0xffu;
+}
+// (scale, min) of sub-block j as ggml's get_scale_min_k4
+fn q4k_scale_min(h: vec4<u32>, j: u32) -> vec2<f32> {
+  if (j < 4u) { return vec2<f32>(f32(q4k_byte(h, j) & 63u), f32(q4k_byte(h, j + 4u) & 63u)); }
+  let sc = (q4k_byte(h, j + 4u) & 15u) | ((q4k_byte(h, j - 4u) >> 6u) << 4u);
+  let mn = (q4k_byte(h, j + 4u) >> 4u) | ((q4k_byte(h, j) >> 6u) << 4u);
+  return vec2<f32>(f32(sc), f32(mn));
+}
+fn nib_lo(w: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u)); }
+fn nib_hi(w: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u)); }
+// 32 weights: header hd, nibbles q, x from vec4 index xb (low half) and xb + 8 (high half)
+fn q4k_chunk(hd: vec4<u32>, q: vec4<u32>, c: u32, xb: u32) -> f32 {
+  let dm = unpack2x16float(hd.x);
+  let i = (c % 8u) / 2u;
+  let lo = q4k_scale_min(hd, 2u * i);
+  let hi = q4k_scale_min(hd, 2u * i + 1u);
+  let x0 = xin(xb); let x1 = xin(xb + 1u); let x2 = xin(xb + 2u); let x3 = xin(xb + 3u);
+  let y0 = xin(xb + 8u); let y1 = xin(xb + 9u); let y2 = xin(xb + 10u); let y3 = xin(xb + 11u);
+  let one = vec4<f32>(1.0);
+  let sl = dot(nib_lo(q.x), x0) + dot(nib_lo(q.y), x1) + dot(nib_lo(q.z), x2) + dot(nib_lo(q.w), x3);
+  let sh = dot(nib_hi(q.x), y0) + dot(nib_hi(q.y), y1) + dot(nib_hi(q.z), y2) + dot(nib_hi(q.w), y3);
+  let xl = dot(x0 + x1 + x2 + x3, one);
+  let xh = dot(y0 + y1 + y2 + y3, one);
+  return dm.x * (lo.x * sl + hi.x * sh) - dm.y * (lo.y * xl + hi.y * xh);
+}
+fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 32-weight chunks here
+  let rb = row * (p.so0 / 16u);
+  var acc = 0.0;
+  for (var c = c0; c < p.k / 32u; c += step) {
+    let b = rb + 9u * (c / 8u);
+    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
+    acc += q4k_chunk(W0[b], W0[b + 1u + c % 8u], c, xb);
+  }
+  return acc;
+}
+fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 32-weight chunks here
+  let rb = row * (p.so1 / 16u);
+  var acc = 0.0;
+  for (var c = c0; c < p.k / 32u; c += step) {
+    let b = rb + 9u * (c / 8u);
+    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
+    acc += q4k_chunk(W1[b], W1[b + 1u + c % 8u], c, xb);
+  }
+  return acc;
+}
+fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
+  // c0/step count 32-weight chunks here
+  let rb = row * (p.so2 / 16u);
+  var acc = 0.0;
+  for (var c = c0; c < p.k / 32u; c += step) {
+    let b = rb + 9u * (c / 8u);
+    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
+    acc += q4k_chunk(W2[b], W2[b + 1u + c % 8u], c, xb);
+  }
+  return acc;
+}
+//#else
 fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
   var acc = 0.0;
@@ -216,6 +285,7 @@ fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
   for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN2(row * p.so2, 4u * c), xin(c)); }
   return acc;
 }
+//#endif
 //#endif
 
 var<workgroup> seg: array<f32, 256>;

@@ -123,7 +123,7 @@ describe('fused q8r matvec', () => {
 describe('fused matvec, generic formats (per-matrix dequant)', () => {
   const FORMAT_NAMES: Partial<Record<GgmlType, string>> = { [GgmlType.F32]: 'f32', [GgmlType.F16]: 'f16', [GgmlType.Q8_0]: 'q8_0', [GgmlType.Q4_0]: 'q4_0', [GgmlType.Q4_K]: 'q4_k', [GgmlType.Q6_K]: 'q6_k' };
 
-  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean, staged = false, ks = 1) {
+  async function runGeneric(pipes: Pipelines, types: GgmlType[], rows: [number, number, number], k: number, swiglu: boolean, staged = false, ks = 1, formats?: string) {
     const H = h!;
     const mats = types.map((t, i) => {
       const bytes = quantize(t, randoms(rows[i]! * k, 200 + i));
@@ -133,7 +133,7 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     const nw = randoms(k, 10);
     const eps = 1e-6;
     const xin = rmsNorm(x, nw, eps);
-    const p = pipes.get('matvec-fused', 'matvec_fused', types.map((t) => FORMAT_NAMES[t]).join(',') + `|xs${staged ? k / 4 : 0}` + (ks > 1 ? `|ks${ks}` : ''));
+    const p = pipes.get('matvec-fused', 'matvec_fused', (formats ?? types.map((t) => FORMAT_NAMES[t]).join(',')) + `|xs${staged ? k / 4 : 0}` + (ks > 1 ? `|ks${ks}` : ''));
     const Y = rows.map((n) => buf(H, new Float32Array(Math.max(1, n))));
     const g = pipes.bind(p, 0, {
       0: buf(H, mats[0]!.bytes), 1: buf(H, mats[1]!.bytes), 2: buf(H, mats[2]!.bytes), 3: buf(H, x), 4: buf(H, nw),
@@ -157,6 +157,16 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false)).toBeLessThan(2e-5);
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 256, false, true)).toBeLessThan(2e-5);
     expect(await runGeneric(h.pipes, [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_0], [21, 10, 10], 512, false, false, 4)).toBeLessThan(2e-5);
+  });
+  test('all-Q4_K fast path (q4k: 32 weights per lane read in place), split-K and staged x', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    const q4 = [GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q4_K];
+    expect(await runGeneric(h.pipes, q4, [21, 10, 10], 768, false, false, 1, 'q4k')).toBeLessThan(2e-5);
+    expect(await runGeneric(h.pipes, q4, [21, 10, 10], 512, false, true, 2, 'q4k')).toBeLessThan(2e-5);
+  });
+  test('all-Q4_K fast path with SwiGLU; no-subgroup fallback', async (ctx) => {
+    if (!h) return ctx.skip(skip);
+    expect(await runGeneric(h.altPipes, [GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q4_K], [19, 19, 1], 256, true, false, 4, 'q4k')).toBeLessThan(2e-5);
   });
   test('gate F16, up Q8_0 file blocks, SwiGLU; no-subgroup fallback', async (ctx) => {
     if (!h) return ctx.skip(skip);

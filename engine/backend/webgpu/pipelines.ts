@@ -80,8 +80,8 @@ export class Pipelines {
     const defines: Record<string, string | number | boolean> = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
     let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
     if (family === 'matvec-fused') {
-      // 'FORMATS|xsN': x staged in N vec4 of workgroup memory (0: read from X)
-      // 'FORMATS|xsN[|nr2|ksK]': nr2 = two rows per subgroup (q8r only), ksK = K subgroups per row
+      // 'FORMATS|xsN[|nr2|ksK]': x staged in N vec4 of workgroup memory (0: read from X),
+      // nr2 = two rows per subgroup (q8r only), ksK = K subgroups per row
       const [formats, stage, ...rest] = wtype.split('|') as [string, string | undefined, ...string[]];
       const xs4 = Number(stage?.replace('xs', '') ?? 0);
       defines.NR2 = rest.includes('nr2');
@@ -89,9 +89,11 @@ export class Pipelines {
       defines.XS = xs4 > 0;
       defines.XS4 = Math.max(1, xs4);
       wtype = formats;
-      // 'q8r', or 'a,b,c': the format of each of the three weight buffers
+      // 'q8r', 'q4k' (every matrix Q4_K, read in place), or 'a,b,c': each buffer's format
       defines.Q8R = wtype === 'q8r';
-      if (wtype !== 'q8r') {
+      defines.Q4K = wtype === 'q4k';
+      defines.VEC4W = defines.Q8R || defines.Q4K;
+      if (!defines.VEC4W) {
         const types = wtype.split(',');
         const copies = [0, 1, 2].map((i) => {
           defines[`W4FN${i}`] = `w4_${types[i] ?? types[0]}_${i}`;

@@ -401,7 +401,8 @@ export class WebGpuBackend implements Backend {
     const n = [0, 1, 2].map((i) => (mats[i] && !(swiglu && i === 1) ? mats[i]!.rows : 0));
     // q8r: one kernel reading 16 weights per load; other formats: per-matrix dequant functions
     const q8r = mats.every((m) => m.wtype === 'q8r');
-    const formats = q8r ? 'q8r' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
+    const q4k = !q8r && mats.every((m) => m.wtype === 'q4_k');
+    const formats = q8r ? 'q8r' : q4k ? 'q4k' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
     // Stage x in workgroup memory for short rows only: measured on an H200, staging the 8960-wide
     // x of ffn_down (35 KiB per workgroup) cut occupancy and made it 1.6x slower; for k <= 2048
     // (q/k/v, gate/up of a 1.5B model) it was 1.3x faster than re-reading X and the norm weights.
