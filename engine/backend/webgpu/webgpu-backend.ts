@@ -403,11 +403,12 @@ export class WebGpuBackend implements Backend {
     const q8r = mats.every((m) => m.wtype === 'q8r');
     const q4k = !q8r && mats.every((m) => m.wtype === 'q4_k');
     const formats = q8r ? 'q8r' : q4k ? 'q4k' : [0, 1, 2].map((i) => (mats[i] ?? mats[0]!).wtype).join(',');
-    // Stage x in workgroup memory for short rows only: measured on an H200, staging the 8960-wide
-    // x of ffn_down (35 KiB per workgroup) cut occupancy and made it 1.6x slower; for k <= 2048
-    // (q/k/v, gate/up of a 1.5B model) it was 1.3x faster than re-reading X and the norm weights.
+    // Stage x in workgroup memory for rows up to 4096 wide (16 KiB): measured on an H200,
+    // staging the 8960-wide x of ffn_down (35 KiB per workgroup) cut occupancy and made it 1.6x
+    // slower; for k <= 2048 (q/k/v, gate/up of a 1.5B model) it was 1.3x faster than re-reading
+    // X and the norm weights per weight chunk.
     const k4 = mats[0]!.k / 4;
-    const xs = k4 <= 512 && 16 * k4 + 2560 <= this.gpu.limits.maxComputeWorkgroupStorageSize ? k4 : 0;
+    const xs = k4 <= 1024 && 16 * k4 + 2560 <= this.gpu.limits.maxComputeWorkgroupStorageSize ? k4 : 0;
     // Row layout, measured on an H200 (1.5B shape): one subgroup per row leaves short matrices
     // with too few subgroups to fill the GPU, so q/k/v (2048 rows) use 2 and o/down (1536) 4
     // subgroups per row (split-K); tall ones (gate/up 8960, LM head) take two rows per subgroup
