@@ -3,9 +3,9 @@
 // views of the head-major store (head-kv-store.ts), read in place: no per-step transpose or copy.
 // GQA without copying K/V per query head: the query heads of one KV head are a batch of `group`
 // matrices [n, headDim] broadcast against that head's K/V; at n = 1 MLAS then runs its M=1
-// kernels, which read K/V straight from the store (no packing). Measured at 4k context, 24 layers,
-// 2 threads (bench/tmp/attn probe): 31 ms per decode token with the old transposing graph, 22 ms
-// head-major f32, 13-15 ms head-major f16; prefill 512 tokens at 4k 1.6 s -> 1.35 s (f16).
+// kernels, which read K/V straight from the store (no packing). bench/cpu-attention.ts, 4k context,
+// 24 layers, 2 threads: a decode step 31-41 ms with the old transposing graph, 13-23 ms now; a
+// 512-token prefill chunk 2.3 s -> 2.05 s.
 //   inputs:  q [n, nHeads*headDim] (after RoPE), k<h>, v<h> [1, ctx, headDim] for each KV head h
 //            (f16 or f32), and, in the masked graph, mask [n, ctx] (0 visible, -inf hidden)
 //   output:  out [n, nHeads*headDim]
