@@ -11,7 +11,7 @@
 // only (a quick probe; the result file is written only when llama.cpp ran beside it).
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, hostname } from 'node:os';
+import { cpus, hostname, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createOnnxBackend } from '../engine/backend/onnx';
@@ -154,6 +154,7 @@ async function main(): Promise<void> {
   const vocab = resolve(root, '../shared/fixtures/vocab/ggml-vocab-qwen2.gguf');
   const dir = resolve(root, 'bench/tmp');
   mkdirSync(dir, { recursive: true });
+  const loadBefore = loadavg();
   const llamaCpp = withLlama ? await loadLlamaCpp() : undefined;
   const rows: Row[] = [];
   for (const quant of quants) {
@@ -207,6 +208,9 @@ async function main(): Promise<void> {
     cpu: cpus()[0]?.model,
     cores: cpus().length,
     threads,
+    // 1/5/15-minute load averages before and after (this run's own threads count in 'after'):
+    // on a shared box, other work's load shows here.
+    loadavg: { before: loadBefore, after: loadavg() },
     model: `random-weight qwen2, Qwen2.5-Coder-0.5B shape (${layers} layers, 896 dims, 14/2 heads, ff 4864, vocab 151936, tied)`,
     kvCache: { 'cachet-onnx': kvType, 'llama.cpp': 'f16 (default)' },
     method: `prefill in chunks of ${chunk} (llama.cpp batch ${chunk}, flash attention), ${warmupSteps} untimed decode steps, then ${rounds} rounds of ${decodeSteps} greedy decode steps alternating between the engines; decode tok/s is the median segment, the decode ratio the median of the rounds' ratios`,

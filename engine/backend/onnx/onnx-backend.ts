@@ -102,8 +102,12 @@ export class OnnxBackend implements Backend {
     }
     const kvType = options.kvType ?? 'f16';
     if (kvType !== 'f16' && kvType !== 'f32') throw new CachetError(`kvType must be 'f16' or 'f32', got ${String(kvType)}`, 'Leave kvType unset for f16, or pass \'f32\' for an exact cache.');
+    // The unmasked graph serves single-token steps, whose small MatMuls do not gain from a second
+    // thread (waking it costs more): bench/cpu-attention.ts, 24 layers, f16 KV, 1 vs 2 threads:
+    // 2.3-2.9 vs 3.2-4.7 ms at 512 context, 11.2-12.3 vs 11.7-12.8 ms at 4k. Prefill chunks keep
+    // every thread (a 512-token chunk at 4k: 1.4 s with 2 threads, 2.5 s with 1).
     const attention: [Session, Session] = [
-      await ort.InferenceSession.create(buildAttentionGraph(c, { kvType, masked: false }), sessionOptions),
+      await ort.InferenceSession.create(buildAttentionGraph(c, { kvType, masked: false }), { ...sessionOptions, intraOpNumThreads: 1 }),
       await ort.InferenceSession.create(buildAttentionGraph(c, { kvType, masked: true }), sessionOptions),
     ];
     const kv = new HeadKvStore(c.nLayers, options.kvSlots, c.nKvHeads, c.headDim, kvType);
