@@ -36,29 +36,8 @@ var<workgroup> sc: array<f32, $GKMAX>;         // [G][KMAX]: scores, then exp(sc
 var<workgroup> kslot: array<u32, 256>;
 var<workgroup> stat: array<f32, $GSTAT>;       // [16 partials][G] reductions
 var<workgroup> vsum: array<vec2<f32>, $GVS>;   // [KG][G][PAIRS]
-var<workgroup> seg8: array<f32, 128>;
 
 fn touch_bindings() { _ = &Q; _ = &CTX; _ = &OP; _ = &p; _ = &st; _ = &O; touch_kv(); }
-
-// sum over the 8 lanes lid & ~7 .. +7; valid in every lane
-fn sum8(v: f32, lid: u32, sgs: u32) -> f32 {
-//#if SUBGROUPS
-  if (sgs >= 8u) {
-    var s = v;
-    s += subgroupShuffleXor(s, 4u);
-    s += subgroupShuffleXor(s, 2u);
-    s += subgroupShuffleXor(s, 1u);
-    return s;
-  }
-//#endif
-  seg8[lid] = v;
-  workgroupBarrier();
-  let b = lid & ~7u;
-  var s = 0.0;
-  for (var i = 0u; i < 8u; i++) { s += seg8[b + i]; }
-  workgroupBarrier();
-  return s;
-}
 
 @compute @workgroup_size(128)
 fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32
@@ -123,7 +102,7 @@ fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     for (var t = lid; t < n; t += WGS) { m = max(m, sc[g * KMAX + t]); }
     mx[g] = m;
   }
-  wg_max_g(&mx, lid, sgs);
+  wg_reduce_g(&mx, lid, sgs, true);
   var sm: array<f32, $G>;
   for (var g = 0u; g < G; g++) {
     var a = 0.0;
@@ -134,7 +113,7 @@ fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     }
     sm[g] = a;
   }
-  wg_sum_g(&sm, lid, sgs);   // its barriers also publish the exp values
+  wg_reduce_g(&sm, lid, sgs, false);   // its barriers also publish the exp values
 
   // 3. values
   let w = lid % PAIRS;
@@ -171,41 +150,25 @@ fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   }
 }
 
-// Workgroup-wide max / sum of G values per thread; every thread gets the G results.
-fn wg_max_g(v: ptr<function, array<f32, $G>>, lid: u32, sgs: u32) {
+// Workgroup-wide max (is_max) or sum of G values per thread; every thread gets the G results.
+fn wg_reduce_g(v: ptr<function, array<f32, $G>>, lid: u32, sgs: u32, is_max: bool) {
   let nsg = select(WGS, WGS / sgs, sgs >= 8u);
   let slot = select(lid, lid / sgs, sgs >= 8u);
   for (var g = 0u; g < G; g++) {
     var x = (*v)[g];
 //#if SUBGROUPS
-    if (sgs >= 8u) { x = subgroupMax(x); }
+    if (sgs >= 8u) { x = select(subgroupAdd(x), subgroupMax(x), is_max); }
 //#endif
     if (sgs < 8u || lid % sgs == 0u) { stat[slot * G + g] = x; }
   }
   workgroupBarrier();
   for (var g = 0u; g < G; g++) {
-    var m = NEG;
-    for (var k = 0u; k < nsg; k++) { m = max(m, stat[k * G + g]); }
-    (*v)[g] = m;
-  }
-  workgroupBarrier();
-}
-
-fn wg_sum_g(v: ptr<function, array<f32, $G>>, lid: u32, sgs: u32) {
-  let nsg = select(WGS, WGS / sgs, sgs >= 8u);
-  let slot = select(lid, lid / sgs, sgs >= 8u);
-  for (var g = 0u; g < G; g++) {
-    var x = (*v)[g];
-//#if SUBGROUPS
-    if (sgs >= 8u) { x = subgroupAdd(x); }
-//#endif
-    if (sgs < 8u || lid % sgs == 0u) { stat[slot * G + g] = x; }
-  }
-  workgroupBarrier();
-  for (var g = 0u; g < G; g++) {
-    var a = 0.0;
-    for (var k = 0u; k < nsg; k++) { a += stat[k * G + g]; }
-    (*v)[g] = a;
+    var r = select(0.0, NEG, is_max);
+    for (var k = 0u; k < nsg; k++) {
+      let o = stat[k * G + g];
+      r = select(r + o, max(r, o), is_max);
+    }
+    (*v)[g] = r;
   }
   workgroupBarrier();
 }

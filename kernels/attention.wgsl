@@ -123,27 +123,6 @@ const GMAX = 8u;
 var<workgroup> qg: array<f32, 2048>;            // [G][head_dim]
 var<workgroup> sg_scores: array<f32, 512>;      // [G][$WG]
 var<workgroup> corr_g: array<f32, 8>;
-var<workgroup> seg8: array<f32, $WG>;
-
-// sum over the 8 lanes (lid & ~7 .. +7); the result is valid in every lane
-fn sum8(v: f32, lid: u32, sgs: u32) -> f32 {
-//#if SUBGROUPS
-  if (sgs >= 8u) {
-    var s = v;
-    s += subgroupShuffleXor(s, 4u);
-    s += subgroupShuffleXor(s, 2u);
-    s += subgroupShuffleXor(s, 1u);
-    return s;
-  }
-//#endif
-  seg8[lid] = v;
-  workgroupBarrier();
-  let b = lid & ~7u;
-  var s = 0.0;
-  for (var i = 0u; i < 8u; i++) { s += seg8[b + i]; }
-  workgroupBarrier();
-  return s;
-}
 
 @compute @workgroup_size($WG)
 fn attn_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32

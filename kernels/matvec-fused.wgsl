@@ -75,8 +75,10 @@ fn xin(j: u32) -> vec4<f32> {
 // Each row's scale word s sits in component s % 4 of vec4 s / 4.
 fn scale_of(w: vec4<u32>, s: u32) -> f32 { return bitcast<f32>(w[s & 3u]); }
 
-// Partial dot product of row `row` of each matrix over this lane's chunks, two chunks (32
-// weights, 32 bytes) per iteration so each lane has two independent loads in flight.
+// Partial dot product of row `row` over this lane's chunks, two chunks (32 weights, 32 bytes)
+// per iteration so each lane has two independent loads in flight. The marked each-buffer blocks
+// are written for W0 and copied for W1 and W2 when the pipeline is built (expandEachBuffer).
+//#each-buffer
 fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   let k16 = p.k / 16u;
   let sb = p.so0 + row * (p.k / 32u);
@@ -96,46 +98,10 @@ fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   }
   return acc;
 }
-fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
-  let k16 = p.k / 16u;
-  let sb = p.so1 + row * (p.k / 32u);
-  let rb = row * k16;
-  var acc = 0.0;
-  var c = c0;
-  for (; c + step < k16; c += 2u * step) {
-    let q0 = W1[rb + c];
-    let q1 = W1[rb + c + step];
-    let s0 = sb + c / 2u;
-    let s1 = sb + (c + step) / 2u;
-    acc += scale_of(W1[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W1[s1 >> 2u], s1) * dot16(q1, (c + step) * 4u);
-  }
-  if (c < k16) {
-    let s0 = sb + c / 2u;
-    acc += scale_of(W1[s0 >> 2u], s0) * dot16(W1[rb + c], c * 4u);
-  }
-  return acc;
-}
-fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
-  let k16 = p.k / 16u;
-  let sb = p.so2 + row * (p.k / 32u);
-  let rb = row * k16;
-  var acc = 0.0;
-  var c = c0;
-  for (; c + step < k16; c += 2u * step) {
-    let q0 = W2[rb + c];
-    let q1 = W2[rb + c + step];
-    let s0 = sb + c / 2u;
-    let s1 = sb + (c + step) / 2u;
-    acc += scale_of(W2[s0 >> 2u], s0) * dot16(q0, c * 4u) + scale_of(W2[s1 >> 2u], s1) * dot16(q1, (c + step) * 4u);
-  }
-  if (c < k16) {
-    let s0 = sb + c / 2u;
-    acc += scale_of(W2[s0 >> 2u], s0) * dot16(W2[rb + c], c * 4u);
-  }
-  return acc;
-}
+//#end-each-buffer
 // Two adjacent rows per lane pass (NR2): x is read once for both, and two weight loads are in
 // flight per iteration. r1 is clamped to the matrix's last row (its result is then discarded).
+//#each-buffer
 fn dot2_w0(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
   let k16 = p.k / 16u;
   let kb = p.k / 32u;
@@ -157,48 +123,7 @@ fn dot2_w0(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
   }
   return acc;
 }
-fn dot2_w1(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
-  let k16 = p.k / 16u;
-  let kb = p.k / 32u;
-  let r1 = min(row + 1u, nrows - 1u);
-  let sb0 = p.so1 + row * kb;
-  let sb1 = p.so1 + r1 * kb;
-  var acc = vec2<f32>(0.0);
-  for (var c = lane; c < k16; c += 32u) {
-    let q0 = W1[row * k16 + c];
-    let q1 = W1[r1 * k16 + c];
-    let s0 = sb0 + c / 2u;
-    let s1 = sb1 + c / 2u;
-    let x0 = xin(c * 4u);
-    let x1 = xin(c * 4u + 1u);
-    let x2 = xin(c * 4u + 2u);
-    let x3 = xin(c * 4u + 3u);
-    acc.x += scale_of(W1[s0 >> 2u], s0) * (dot(i8x4(q0.x), x0) + dot(i8x4(q0.y), x1) + dot(i8x4(q0.z), x2) + dot(i8x4(q0.w), x3));
-    acc.y += scale_of(W1[s1 >> 2u], s1) * (dot(i8x4(q1.x), x0) + dot(i8x4(q1.y), x1) + dot(i8x4(q1.z), x2) + dot(i8x4(q1.w), x3));
-  }
-  return acc;
-}
-fn dot2_w2(row: u32, nrows: u32, lane: u32) -> vec2<f32> {
-  let k16 = p.k / 16u;
-  let kb = p.k / 32u;
-  let r1 = min(row + 1u, nrows - 1u);
-  let sb0 = p.so2 + row * kb;
-  let sb1 = p.so2 + r1 * kb;
-  var acc = vec2<f32>(0.0);
-  for (var c = lane; c < k16; c += 32u) {
-    let q0 = W2[row * k16 + c];
-    let q1 = W2[r1 * k16 + c];
-    let s0 = sb0 + c / 2u;
-    let s1 = sb1 + c / 2u;
-    let x0 = xin(c * 4u);
-    let x1 = xin(c * 4u + 1u);
-    let x2 = xin(c * 4u + 2u);
-    let x3 = xin(c * 4u + 3u);
-    acc.x += scale_of(W2[s0 >> 2u], s0) * (dot(i8x4(q0.x), x0) + dot(i8x4(q0.y), x1) + dot(i8x4(q0.z), x2) + dot(i8x4(q0.w), x3));
-    acc.y += scale_of(W2[s1 >> 2u], s1) * (dot(i8x4(q1.x), x0) + dot(i8x4(q1.y), x1) + dot(i8x4(q1.z), x2) + dot(i8x4(q1.w), x3));
-  }
-  return acc;
-}
+//#end-each-buffer
 //#else
 //#if Q4K
 // Q4_K block (256 weights, 144 bytes = 9 vec4): header (d, dmin as f16; 12 bytes of 6-bit
@@ -233,6 +158,7 @@ fn q4k_chunk(hd: vec4<u32>, q: vec4<u32>, c: u32, xb: u32) -> f32 {
   let xh = dot(y0 + y1 + y2 + y3, one);
   return dm.x * (lo.x * sl + hi.x * sh) - dm.y * (lo.y * xl + hi.y * xh);
 }
+//#each-buffer
 fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   // c0/step count 32-weight chunks here
   let rb = row * (p.so0 / 16u);
@@ -244,47 +170,16 @@ fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   }
   return acc;
 }
-fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
-  // c0/step count 32-weight chunks here
-  let rb = row * (p.so1 / 16u);
-  var acc = 0.0;
-  for (var c = c0; c < p.k / 32u; c += step) {
-    let b = rb + 9u * (c / 8u);
-    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
-    acc += q4k_chunk(W1[b], W1[b + 1u + c % 8u], c, xb);
-  }
-  return acc;
-}
-fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
-  // c0/step count 32-weight chunks here
-  let rb = row * (p.so2 / 16u);
-  var acc = 0.0;
-  for (var c = c0; c < p.k / 32u; c += step) {
-    let b = rb + 9u * (c / 8u);
-    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
-    acc += q4k_chunk(W2[b], W2[b + 1u + c % 8u], c, xb);
-  }
-  return acc;
-}
+//#end-each-buffer
 //#else
+//#each-buffer
 fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
   // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
   var acc = 0.0;
   for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN0(row * p.so0, 4u * c), xin(c)); }
   return acc;
 }
-fn dot_w1(row: u32, c0: u32, step: u32) -> f32 {
-  // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
-  var acc = 0.0;
-  for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN1(row * p.so1, 4u * c), xin(c)); }
-  return acc;
-}
-fn dot_w2(row: u32, c0: u32, step: u32) -> f32 {
-  // c0/step count 4-weight chunks here (16-weight chunks in the q8r path)
-  var acc = 0.0;
-  for (var c = c0; c < p.k / 4u; c += step) { acc += dot($W4FN2(row * p.so2, 4u * c), xin(c)); }
-  return acc;
-}
+//#end-each-buffer
 //#endif
 //#endif
 

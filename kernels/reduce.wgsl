@@ -49,3 +49,25 @@ fn reduce_max(v: f32, lid: u32) -> f32 {
   return r;
 //#endif
 }
+
+// Sum over the 8 lanes lid & ~7 .. +7 (8 lanes per key in the decode attention kernels); the
+// result is valid in every lane. sgs: the subgroup size (1 without subgroups).
+var<workgroup> seg8: array<f32, $WG>;
+fn sum8(v: f32, lid: u32, sgs: u32) -> f32 {
+//#if SUBGROUPS
+  if (sgs >= 8u) {
+    var s = v;
+    s += subgroupShuffleXor(s, 4u);
+    s += subgroupShuffleXor(s, 2u);
+    s += subgroupShuffleXor(s, 1u);
+    return s;
+  }
+//#endif
+  seg8[lid] = v;
+  workgroupBarrier();
+  let b = lid & ~7u;
+  var s = 0.0;
+  for (var i = 0u; i < 8u; i++) { s += seg8[b + i]; }
+  workgroupBarrier();
+  return s;
+}

@@ -29,7 +29,7 @@ const FAMILY_FILES: Record<string, KernelFile[]> = {
   kv: ['kv-access', 'kv'],
   'matvec-fused': ['reduce', 'matvec-fused'],
   // specialised per head layout: wtype is "G,HD" (query heads per KV head, head dim)
-  'attention-decode': ['kv-access', 'attention-decode'],
+  'attention-decode': ['reduce', 'kv-access', 'attention-decode'],
 };
 
 // Workgroup size ($WG) per family where it differs from the default.
@@ -79,6 +79,7 @@ export class Pipelines {
   source(family: KernelFamily, wtype = 'f32'): string {
     const defines: Record<string, string | number | boolean> = { WG: FAMILY_WG[family] ?? this.wg, WTYPE: wtype, SUBGROUPS: this.options.subgroups, KV_F16: this.options.kvF16 };
     let body = FAMILY_FILES[family]!.map((f) => this.sources[f]).join('\n');
+    if (family === 'matvec-fused') body = expandEachBuffer(body);
     if (family === 'matvec-fused') {
       // 'FORMATS|xsN[|nr2|ksK]': x staged in N vec4 of workgroup memory (0: read from X),
       // nr2 = two rows per subgroup (q8r only), ksK = K subgroups per row
@@ -145,6 +146,16 @@ export class Pipelines {
       })),
     });
   }
+}
+
+/**
+ * Blocks between `//#each-buffer` and `//#end-each-buffer` are written for weight buffer W0; WGSL
+ * cannot pass a storage buffer to a function, so each block is repeated for W1 and W2 with the
+ * buffer, its row offset (so0) and the function names renumbered.
+ */
+export function expandEachBuffer(src: string): string {
+  return src.replace(/\/\/#each-buffer\n([\s\S]*?)\/\/#end-each-buffer\n/g, (_, block: string) =>
+    [0, 1, 2].map((i) => block.replace(/\b(W|so|dot_w|dot2_w)0\b/g, `$1${i}`).replace(/\$W4FN0\b/g, `$W4FN${i}`)).join(''));
 }
 
 /** dequant.wgsl rewritten for buffer `buffer`: every function renamed with `suffix`. */
