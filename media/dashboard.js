@@ -43,6 +43,9 @@
         ['held by prefix cache', num(m.kv.slotsCached)],
         ['evictions', num(m.kv.evictions)],
       ]);
+      // Rows come from the extension (src/dashboard-rows.ts); absent when chunk reuse is off.
+      document.getElementById('chunks-card').hidden = !msg.chunks;
+      if (msg.chunks) fill('chunks', msg.chunks);
       const reusable = m.tokens.cached + m.tokens.prefilled;
       fill('reuse', [
         ['prefix hit rate', pct(m.kv.hitRate)],

@@ -2,7 +2,7 @@
 // object. Defaults here mirror package.json's contributes.configuration.
 
 import * as vscode from 'vscode';
-import type { BackendChoice } from '../engine/protocol';
+import type { BackendChoice, ChunkReuseMode } from '../engine/protocol';
 
 export interface CachetSettings {
   modelPath: string;
@@ -18,9 +18,11 @@ export interface CachetSettings {
     maxTokens: number;
     maxLines: number;
     contextTokens: number;
-    /** Token budget of repository context chosen from open and recently edited files (0: none). */
+    /** Token budget of the whole repository context: open, recently edited and imported files, similar chunks (0: none). */
     openFilesContextTokens: number;
   };
+  /** Chunk K/V reuse for repository context (a load setting: changing it reloads the model). */
+  kvCache: { chunkReuse: ChunkReuseMode; chunkBlendRatio: number };
   server: { enabled: boolean; port: number };
   remote: { url: string; model: string };
 }
@@ -32,6 +34,8 @@ export function readSettings(): CachetSettings {
     return typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(min, Math.round(v))) : def;
   };
   const backend = c.get<string>('backend', 'auto');
+  const chunkReuse = c.get<string>('kvCache.chunkReuse', 'off');
+  const blendRatio = c.get<number>('kvCache.chunkBlendRatio', 0.15);
   return {
     modelPath: (c.get<string>('modelPath', '') ?? '').trim(),
     modelSearchPaths: (c.get<unknown>('modelSearchPaths', []) as unknown[] | undefined ?? []).filter((p): p is string => typeof p === 'string' && p.trim() !== '').map((p) => p.trim()),
@@ -47,6 +51,11 @@ export function readSettings(): CachetSettings {
       contextTokens: num('completion.contextTokens', 2048, 64, 131072),
       openFilesContextTokens: num('completion.openFilesContextTokens', 1024, 0, 131072),
     },
+    kvCache: {
+      chunkReuse: (['off', 'rotate', 'blend'].includes(chunkReuse) ? chunkReuse : 'off') as ChunkReuseMode,
+      // Not rounded like the integer settings: a fraction in [0, 1].
+      chunkBlendRatio: typeof blendRatio === 'number' && Number.isFinite(blendRatio) ? Math.min(1, Math.max(0, blendRatio)) : 0.15,
+    },
     server: { enabled: c.get<boolean>('server.enabled', false), port: num('server.port', 8012, 1, 65535) },
     remote: { url: (c.get<string>('remote.url', '') ?? '').trim(), model: c.get<string>('remote.model', '') ?? '' },
   };
@@ -54,5 +63,7 @@ export function readSettings(): CachetSettings {
 
 /** Settings whose change needs the engine restarted (model reloaded). */
 export function engineSettingsKey(s: CachetSettings): string {
-  return JSON.stringify([s.modelPath, s.backend, s.contextLength, s.threads]);
+  // The blend ratio only matters (and only reloads) when blending is on.
+  const chunks = s.kvCache.chunkReuse === 'blend' ? [s.kvCache.chunkReuse, s.kvCache.chunkBlendRatio] : [s.kvCache.chunkReuse];
+  return JSON.stringify([s.modelPath, s.backend, s.contextLength, s.threads, chunks]);
 }

@@ -31,6 +31,7 @@ export function dashboardHtml(i: DashboardHtmlInput): string {
 <section class="grid">
   <div class="card"><h2>Memory</h2><dl id="memory"></dl></div>
   <div class="card"><h2>KV cache</h2><div class="bar"><div id="kv-bar"></div></div><dl id="kv"></dl></div>
+  <div class="card" id="chunks-card" hidden><h2>Chunk cache</h2><dl id="chunks"></dl></div>
   <div class="card"><h2>Prefix reuse</h2><dl id="reuse"></dl></div>
   <div class="card"><h2>Latency</h2><dl id="latency"></dl></div>
   <div class="card"><h2>Requests</h2><dl id="requests"></dl></div>

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import type { MetricsSnapshot } from '../engine/protocol';
 import { dashboardHtml, makeNonce } from './dashboard-html';
+import { chunkCacheRows } from './dashboard-rows';
 import type { EngineLink } from './engine-link';
 
 export interface SessionCounters {
@@ -76,6 +77,7 @@ export class Dashboard implements vscode.Disposable {
     void this.panel.webview.postMessage({
       type: 'metrics',
       snapshot: this.last,
+      chunks: chunkCacheRows(this.last?.kv.chunks),
       session: this.counters(),
       state: st.kind === 'error' ? `Engine error: ${st.error.message}` : `Engine ${st.kind}.`,
     });

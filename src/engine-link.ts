@@ -8,6 +8,7 @@ import type {
   LoadModelRequest,
 } from '../engine/protocol';
 import { EngineClient } from '../engine/runtime/client';
+import type { CachetSettings } from './config';
 import type { CompletionBackend } from './completion/session';
 
 export type EngineState =
@@ -39,6 +40,34 @@ export interface LoadSettings {
   contextLength: number;
   threads: number;
   cacheDir?: string;
+  /** Chunk K/V reuse for repository context; absent = 'off'. */
+  chunkReuse?: LoadModelRequest['chunkReuse'];
+  /** CacheBlend recompute fraction, sent only with chunkReuse 'blend'. */
+  chunkBlendRatio?: number;
+}
+
+/** What the engine loads for these settings (modelPath already resolved, e.g. to the embedded model). */
+export function loadSettingsFor(s: CachetSettings, modelPath: string, cacheDir?: string): LoadSettings {
+  return {
+    modelPath,
+    backend: s.backend,
+    contextLength: s.contextLength,
+    threads: s.threads,
+    cacheDir,
+    chunkReuse: s.kvCache.chunkReuse,
+    chunkBlendRatio: s.kvCache.chunkBlendRatio,
+  };
+}
+
+/** The loadModel request the extension sends for its settings (pure; unit-tested). */
+export function loadModelRequest(s: LoadSettings): Omit<LoadModelRequest, 'type' | 'id'> {
+  const req: Omit<LoadModelRequest, 'type' | 'id'> = { path: s.modelPath, backend: s.backend, contextLength: s.contextLength };
+  if (s.cacheDir !== undefined) req.cacheDir = s.cacheDir;
+  if (s.threads > 0) req.threads = s.threads;
+  const mode = s.chunkReuse ?? 'off';
+  req.chunkReuse = mode;
+  if (mode === 'blend' && s.chunkBlendRatio !== undefined) req.chunkBlendRatio = s.chunkBlendRatio;
+  return req;
 }
 
 type Listener<T> = (v: T) => void;
@@ -224,9 +253,9 @@ export class EngineLink implements CompletionBackend {
         this.client = client;
       }
       this.setState({ kind: 'loading', fraction: 0, what: 'model' });
-      this.log(`loading ${s.modelPath} (backend ${s.backend}, context ${s.contextLength}, threads ${s.threads || 'auto'})`);
-      const req: Omit<LoadModelRequest, 'type' | 'id'> = { path: s.modelPath, backend: s.backend, contextLength: s.contextLength, cacheDir: s.cacheDir };
-      if (s.threads > 0) req.threads = s.threads;
+      const req = loadModelRequest(s);
+      const chunks = req.chunkReuse === 'blend' ? `blend ${req.chunkBlendRatio ?? 'default'}` : req.chunkReuse;
+      this.log(`loading ${s.modelPath} (backend ${s.backend}, context ${s.contextLength}, threads ${s.threads || 'auto'}, chunk reuse ${chunks})`);
       const model = await this.client.loadModel(req, (ev) => {
         if (gen === this.generation) this.setState({ kind: 'loading', fraction: ev.fraction, what: ev.what });
       });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readSettings, engineSettingsKey, type CachetSettings } from './config';
 import { CompletionSession, type CompletionBackend, type SessionEvent } from './completion/session';
 import { CachetInlineProvider } from './completion/provider';
-import { EngineLink, EngineFailure, type EngineState } from './engine-link';
+import { EngineLink, EngineFailure, loadSettingsFor, type EngineState } from './engine-link';
 import { RemoteBackend } from './remote-backend';
 import { CachetStatusBar } from './status-bar';
 import { Dashboard, type SessionCounters } from './dashboard';
@@ -47,13 +47,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
   const modelPath = (s: CachetSettings) => s.modelPath || embeddedModel(context.extensionPath) || '';
   const engine = new EngineLink(
     join(context.extensionPath, 'dist', 'worker.js'),
-    () => ({
-      modelPath: modelPath(settings),
-      backend: settings.backend,
-      contextLength: settings.contextLength,
-      threads: settings.threads,
-      cacheDir: context.globalStorageUri ? join(context.globalStorageUri.fsPath, 'kv-cache') : undefined,
-    }),
+    () => loadSettingsFor(settings, modelPath(settings), context.globalStorageUri ? join(context.globalStorageUri.fsPath, 'kv-cache') : undefined),
     log,
   );
   const backendFor = (s: CachetSettings): CompletionBackend => (s.remote.url ? new RemoteBackend(s.remote.url, s.remote.model) : engine);

@@ -21,7 +21,11 @@ describe('dashboardHtml', () => {
   });
 
   it('has the metric sections the script fills', () => {
-    for (const id of ['memory', 'kv', 'reuse', 'latency', 'requests', 'session', 'kv-bar', 'history', 'notes']) expect(html).toContain(`id="${id}"`);
+    for (const id of ['memory', 'kv', 'chunks', 'reuse', 'latency', 'requests', 'session', 'kv-bar', 'history', 'notes']) expect(html).toContain(`id="${id}"`);
+  });
+
+  it('has the chunk cache card hidden until the engine reports chunk metrics', () => {
+    expect(html).toMatch(/<div class="card" id="chunks-card" hidden>.*id="chunks"/);
   });
 
   it('makes 32-character alphanumeric nonces that differ', () => {

@@ -5,7 +5,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineClient } from '../../engine/runtime/client';
-import { EngineLink, type EngineState } from '../../src/engine-link';
+import type { MetricsSnapshot } from '../../engine/protocol';
+import { EngineLink, type EngineState, type LoadSettings } from '../../src/engine-link';
 import { CompletionSession, type SessionEvent } from '../../src/completion/session';
 import { postprocess } from '../../src/completion/postprocess';
 import { makeTestModel } from '../helpers/make-test-model';
@@ -26,10 +27,10 @@ afterAll(() => {
   rmSync(`${workerPath}.map`, { force: true });
 });
 
-function link(path: () => string) {
+function link(path: () => string, extra: Partial<LoadSettings> = {}) {
   const logs: string[] = [];
   const states: EngineState['kind'][] = [];
-  const l = new EngineLink(workerPath, () => ({ modelPath: path(), backend: 'reference', contextLength: 512, threads: 1 }), (line) => logs.push(line));
+  const l = new EngineLink(workerPath, () => ({ modelPath: path(), backend: 'reference', contextLength: 512, threads: 1, ...extra }), (line) => logs.push(line));
   l.onState((s) => states.push(s.kind));
   return { l, logs, states };
 }
@@ -80,6 +81,24 @@ describe('EngineLink', () => {
     // The long request ended as cancelled, not after its 400 tokens.
     expect(done).toEqual(['cancelled']);
     await l.dispose();
+  });
+
+  it('loads with the chunk reuse settings: the engine reports chunk metrics in that mode, none when off', async () => {
+    const metricsOf = async (extra: Partial<LoadSettings>) => {
+      const { l, logs } = link(() => modelPath, extra);
+      await l.ensureReady();
+      const m = await new Promise<MetricsSnapshot>((resolve) => {
+        l.onMetrics(resolve);
+        l.requestMetrics();
+      });
+      await l.dispose();
+      return { m, logs };
+    };
+    const blend = await metricsOf({ chunkReuse: 'blend', chunkBlendRatio: 0.25 });
+    expect(blend.m.kv.chunks).toMatchObject({ mode: 'blend', blendRatio: 0.25, hits: 0, misses: 0 });
+    expect(blend.logs.some((line) => line.includes('chunk reuse blend 0.25'))).toBe(true);
+    const off = await metricsOf({ chunkReuse: 'off' });
+    expect(off.m.kv.chunks).toBeUndefined();
   });
 
   it('reports a missing model and an unreadable file with a hint, then recovers after restart', async () => {

@@ -62,7 +62,7 @@ import type { CachetSettings } from '../../src/config';
 const settings: CachetSettings = {
   modelPath: '', modelSearchPaths: [], backend: 'auto', contextLength: 8192, threads: 0,
   completion: { enabled: true, disabledLanguages: ['markdown'], debounceMs: 0, maxTokens: 32, maxLines: 5, contextTokens: 1000, openFilesContextTokens: 100 },
-  server: { enabled: false, port: 8012 }, remote: { url: '', model: '' },
+  kvCache: { chunkReuse: 'off', chunkBlendRatio: 0.15 }, server: { enabled: false, port: 8012 }, remote: { url: '', model: '' },
 };
 
 function doc(text: string, languageId = 'python') {
