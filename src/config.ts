@@ -67,3 +67,8 @@ export function engineSettingsKey(s: CachetSettings): string {
   const chunks = s.kvCache.chunkReuse === 'blend' ? [s.kvCache.chunkReuse, s.kvCache.chunkBlendRatio] : [s.kvCache.chunkReuse];
   return JSON.stringify([s.modelPath, s.backend, s.contextLength, s.threads, chunks]);
 }
+
+/** Settings whose change restarts the local endpoint (`cachet serve` takes no chunk reuse options). */
+export function serverSettingsKey(s: CachetSettings): string {
+  return JSON.stringify([s.server, s.modelPath, s.backend, s.contextLength, s.threads]);
+}

@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSettings, engineSettingsKey, type CachetSettings } from './config';
+import { readSettings, engineSettingsKey, serverSettingsKey, type CachetSettings } from './config';
 import { CompletionSession, type CompletionBackend, type SessionEvent } from './completion/session';
 import { CachetInlineProvider } from './completion/provider';
 import { EngineLink, EngineFailure, loadSettingsFor, type EngineState } from './engine-link';
@@ -315,7 +315,7 @@ export function activate(context: vscode.ExtensionContext): { activationMs: numb
         log('engine settings changed: restarting on next use');
         void engine.stop();
       }
-      if (JSON.stringify(before.server) !== JSON.stringify(settings.server) || engineSettingsKey(before) !== engineSettingsKey(settings)) applyServer();
+      if (serverSettingsKey(before) !== serverSettingsKey(settings)) applyServer();
       status.update({ enabled });
     }),
   );

@@ -14,7 +14,7 @@ vi.mock('vscode', () => ({
   },
 }));
 
-const { readSettings, engineSettingsKey } = await import('../../src/config');
+const { readSettings, engineSettingsKey, serverSettingsKey } = await import('../../src/config');
 const { loadModelRequest, loadSettingsFor } = await import('../../src/engine-link');
 const { validateRequest } = await import('../../engine/protocol');
 
@@ -69,6 +69,13 @@ describe('settings', () => {
     expect(key({ 'cachet.kvCache.chunkReuse': 'blend', 'cachet.kvCache.chunkBlendRatio': 0.5 })).not.toBe(key({ 'cachet.kvCache.chunkReuse': 'blend' }));
     // Settings that do not touch the engine keep the key.
     expect(key({ 'cachet.completion.maxTokens': 64 })).toBe(off);
+  });
+
+  it('leave the local endpoint running when only chunk reuse changes (the CLI server does not use it)', () => {
+    const key = (v: Record<string, unknown>) => serverSettingsKey(settingsWith(v));
+    expect(key({ 'cachet.kvCache.chunkReuse': 'rotate' })).toBe(key({}));
+    expect(key({ 'cachet.server.port': 9000 })).not.toBe(key({}));
+    expect(key({ 'cachet.contextLength': 4096 })).not.toBe(key({}));
   });
 });
 
