@@ -207,6 +207,24 @@ async function ghostText(timeout = 60_000) {
   return nbsp(parts.join('\n'));
 }
 
+/**
+ * Ghost text once it has stopped changing: the first line shows while the rest streams, and the
+ * whole completion is then re-offered (hidden and shown again); an accept key pressed in that
+ * instant finds nothing to accept. Waits until the text is the same over 3 polls 250 ms apart.
+ */
+async function settledGhostText(timeout = 60_000) {
+  let last = await ghostText(timeout);
+  let same = 0;
+  const end = Date.now() + 15_000;
+  while (same < 3 && Date.now() < end) {
+    await sleep(250);
+    const now = await ghostText(timeout).catch(() => '');
+    same = now && now === last ? same + 1 : 0;
+    last = now || last;
+  }
+  return ghostText(timeout);
+}
+
 /** Cursor position from the status bar ("Ln 15, Col 21"). */
 async function cursor() {
   const t = nbsp(await page.locator('.statusbar-item', { hasText: /Ln \d+, Col \d+/ }).first().innerText());
@@ -311,7 +329,7 @@ try {
   });
 
   await check('Tab accepts the ghost text into the document', async () => {
-    const ghost = await ghostText(30_000);
+    const ghost = await settledGhostText(30_000);
     const first = nbsp(await page.locator('.ghost-text-decoration').first().innerText());
     const before = await cursor();
     await page.keyboard.press('Tab');
@@ -327,7 +345,7 @@ try {
 
   await check('accept next word (Ctrl+Right) takes part of the suggestion', async () => {
     await typeAtEnd('value = add(');
-    const ghost = await ghostText(60_000);
+    const ghost = await settledGhostText(60_000);
     const before = await cursor();
     await page.keyboard.press('Control+ArrowRight');
     const after = await cursorMoved(before);
@@ -340,7 +358,7 @@ try {
   await check('accept next line (Shift+Tab) takes the first line of the suggestion', async () => {
     await page.keyboard.press('Escape');
     await typeAtEnd('x = ');
-    const ghost = await ghostText(60_000);
+    const ghost = await settledGhostText(60_000);
     const before = await cursor();
     await page.keyboard.press('Shift+Tab');
     const after = await cursorMoved(before);
