@@ -138,7 +138,7 @@ export class Engine {
     if (options.kvStore === 'simple') this.kv = new SimpleKvStore(kvSlots);
     else {
       const manager = new KvManager({
-        backend: slotBackend, kvSlots, blockSize: options.kvBlockSize ?? 16, bytesPerSlot: bytesPerSlot(this.config),
+        backend: slotBackend, kvSlots, blockSize: options.kvBlockSize ?? 16, bytesPerSlot: storedBytesPerSlot(backend, this.config, kvSlots),
       });
       if (mode !== 'off') {
         const engine = this;
@@ -532,7 +532,19 @@ function makeBackend(
   return factory ? factory(weights, backendOptions) : createBackend(kind, weights, backendOptions);
 }
 
-/** f32 K and V per token for every layer (CPU backends; the GPU one stores f16, half of this). */
+/**
+ * K and V bytes per token as the backend stores them (f16 on WebGPU and onnx by default, f32 on
+ * the reference backend), for the KV metrics; falls back to f32 when the backend reports none.
+ */
+function storedBytesPerSlot(backend: Backend, config: ModelConfig, kvSlots: number): number {
+  const kv = backend.memory().kvBytes;
+  return kv > 0 ? kv / kvSlots : bytesPerSlot(config);
+}
+
+/**
+ * f32 K and V per token for every layer: the budget (tokens for options.kvBudget.bytes) is set
+ * before a backend is chosen, so it assumes the widest storage (f16 backends use half).
+ */
 function bytesPerSlot(config: ModelConfig): number {
   return config.nLayers * 2 * config.nKvHeads * config.headDim * 4;
 }

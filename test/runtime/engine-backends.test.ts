@@ -55,6 +55,10 @@ describe.each(['webgpu', 'onnx'] as const)('Engine on %s vs reference', (backend
       out.push((await engine.generate({ prompt: { kind: 'tokens', tokenIds: prompts[1] }, maxTokens: 10, speculative: { maxDraft: 4 } })).tokenIds);
       return out;
     };
+    // the KV manager counts device bytes as the backend stores K/V (f16 here, f32 on reference)
+    const perSlot = (e: Engine) => (e as unknown as { kv: { manager: { bytesPerSlot: number } } }).kv.manager.bytesPerSlot;
+    expect(perSlot(g)).toBe(g.metrics().memory.kvBytes / g.kvStats().total);
+    expect(perSlot(g)).toBeLessThan(perSlot(cpu));
     const [onGpu, onCpu] = [await run(g), await run(cpu)];
     expect(onGpu).toEqual(onCpu);
     expect(onGpu[4]).toEqual(onGpu[1]); // speculation does not change greedy output
