@@ -143,6 +143,9 @@ fn q4k_scale_min(h: vec4<u32>, j: u32) -> vec2<f32> {
 }
 fn nib_lo(w: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u)); }
 fn nib_hi(w: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u)); }
+// First x vec4 of chunk c's low half (its high half starts 8 vec4 later).
+fn q4k_xb(c: u32) -> u32 { return (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u; }
+
 // 32 weights: header hd, nibbles q, x from vec4 index xb (low half) and xb + 8 (high half)
 fn q4k_chunk(hd: vec4<u32>, q: vec4<u32>, c: u32, xb: u32) -> f32 {
   let dm = unpack2x16float(hd.x);
@@ -160,13 +163,24 @@ fn q4k_chunk(hd: vec4<u32>, q: vec4<u32>, c: u32, xb: u32) -> f32 {
 }
 //#each-buffer
 fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
-  // c0/step count 32-weight chunks here
+  // c0/step count 32-weight chunks here; two chunks per iteration (four loads in flight)
   let rb = row * (p.so0 / 16u);
+  let nc = p.k / 32u;
   var acc = 0.0;
-  for (var c = c0; c < p.k / 32u; c += step) {
+  var c = c0;
+  for (; c + step < nc; c += 2u * step) {
+    let c1 = c + step;
+    let b0 = rb + 9u * (c / 8u);
+    let b1 = rb + 9u * (c1 / 8u);
+    let h0 = W0[b0];
+    let q0 = W0[b0 + 1u + c % 8u];
+    let h1 = W0[b1];
+    let q1 = W0[b1 + 1u + c1 % 8u];
+    acc += q4k_chunk(h0, q0, c, q4k_xb(c)) + q4k_chunk(h1, q1, c1, q4k_xb(c1));
+  }
+  if (c < nc) {
     let b = rb + 9u * (c / 8u);
-    let xb = (c / 8u) * 64u + ((c % 8u) / 2u) * 16u + (c % 2u) * 4u;
-    acc += q4k_chunk(W0[b], W0[b + 1u + c % 8u], c, xb);
+    acc += q4k_chunk(W0[b], W0[b + 1u + c % 8u], c, q4k_xb(c));
   }
   return acc;
 }

@@ -163,6 +163,8 @@ describe('fused matvec, generic formats (per-matrix dequant)', () => {
     const q4 = [GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q4_K];
     expect(await runGeneric(h.pipes, q4, [21, 10, 10], 768, false, false, 1, 'q4k')).toBeLessThan(2e-5);
     expect(await runGeneric(h.pipes, q4, [21, 10, 10], 512, false, true, 2, 'q4k')).toBeLessThan(2e-5);
+    // 72 chunks per row: lanes take two chunks per iteration, then a tail chunk
+    expect(await runGeneric(h.pipes, q4, [5, 3, 3], 2304, false, false, 1, 'q4k')).toBeLessThan(2e-5);
   });
   test('all-Q4_K fast path with SwiGLU; no-subgroup fallback', async (ctx) => {
     if (!h) return ctx.skip(skip);
