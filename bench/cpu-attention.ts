@@ -16,6 +16,7 @@
 import * as ort from 'onnxruntime-node';
 import { attentionMask, buildAttentionGraph } from '../engine/backend/onnx/attention-graph';
 import { GraphBuilder, OnnxType } from '../engine/backend/onnx/graph-builder';
+import { ortSessionOptions } from '../engine/backend/onnx/onnx-backend';
 import type { ModelConfig } from '../engine/model/types';
 import { f32ToF16 } from '../engine/quant';
 
@@ -32,13 +33,7 @@ const layers = 24;
 const c = { nHeads: 14, nKvHeads: 2, headDim: 64 } as ModelConfig;
 const hd = c.headDim;
 const kvDim = c.nKvHeads * hd;
-const sessionOptions = {
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  graphOptimizationLevel: 'all',
-  executionMode: 'sequential',
-  extra: { session: { intra_op: { allow_spinning: '0' } } },
-} as const;
+const sessionOptions = ortSessionOptions(threads);
 
 /** The token-major graph the backend used before: K/V [ctx, kvH*hd], transposed per call. */
 function tokenMajorGraph(): Uint8Array {

@@ -1,2 +1,2 @@
-export { createOnnxBackend, OnnxBackend, defaultThreads } from './onnx-backend';
+export { createOnnxBackend, OnnxBackend, defaultThreads, ortSessionOptions } from './onnx-backend';
 export type { OnnxBackendOptions } from './onnx-backend';

@@ -39,6 +39,19 @@ export interface OnnxBackendOptions extends BackendOptions {
 }
 
 /** Threads that leave the editor a core: physical cores minus one, at least one. */
+/** Session options for every graph of the backend (and benchmarks of them) with `threads` intra-op threads. */
+export function ortSessionOptions(threads: number) {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // Spinning worker threads collapse when another process wants the same cores (the editor,
+    // a build): 2 spinning threads on a shared 2-core box decoded 17x slower than 1 thread.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  } as const;
+}
+
 export function defaultThreads(): number {
   return Math.max(1, cpus().length - 1);
 }
@@ -84,15 +97,7 @@ export class OnnxBackend implements Backend {
     }
     const graphs = buildStageGraphs(weights, { accuracyLevel: options.accuracyLevel ?? 4, forceF32: options.forceF32 });
     const threads = options.threads ?? defaultThreads();
-    const sessionOptions = {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // Spinning worker threads collapse when another process wants the same cores (the editor,
-      // a build): 2 spinning threads on a shared 2-core box decoded 17x slower than 1 thread.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    } as const;
+    const sessionOptions = ortSessionOptions(threads);
     const sessions: Session[] = [];
     let bytes = 0;
     for (let i = 0; i < graphs.length; i++) {
