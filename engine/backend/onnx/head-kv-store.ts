@@ -12,6 +12,7 @@
 
 import { CachetError } from '../../errors';
 import { f16ToF32, f32ToF16 } from '../../quant';
+import { checkSlotData, forEachSlotRow } from '../reference/kv-store';
 import type { Rope } from '../reference/rope';
 
 export type KvType = 'f16' | 'f32';
@@ -140,31 +141,20 @@ export class HeadKvStore {
     this.checkSlots(slots, 'readSlots');
     const d = this.kvHeads * this.headDim;
     const out = new Float32Array(this.layers * slots.length * 2 * d);
-    let o = 0;
-    for (let l = 0; l < this.layers; l++) {
-      for (const s of slots) {
-        this.getRow(this.k[l]!, s, out, o);
-        this.getRow(this.v[l]!, s, out, o + d);
-        o += 2 * d;
-      }
-    }
+    forEachSlotRow(this.layers, slots, d, (l, s, o) => {
+      this.getRow(this.k[l]!, s, out, o);
+      this.getRow(this.v[l]!, s, out, o + d);
+    });
     return out;
   }
 
   write(slots: Int32Array, data: Float32Array): void {
     this.checkSlots(slots, 'writeSlots');
     const d = this.kvHeads * this.headDim;
-    const expected = this.layers * slots.length * 2 * d;
-    if (data.length !== expected) {
-      throw new CachetError(`writeSlots: got ${data.length} floats for ${slots.length} slots, expected ${expected}`, 'Pass data in readSlots\' layout: [layer][slot][K|V][kvHeads*headDim].');
-    }
-    let o = 0;
-    for (let l = 0; l < this.layers; l++) {
-      for (const s of slots) {
-        this.putRow(this.k[l]!, data, o, s);
-        this.putRow(this.v[l]!, data, o + d, s);
-        o += 2 * d;
-      }
-    }
+    checkSlotData(this.layers, slots, d, data);
+    forEachSlotRow(this.layers, slots, d, (l, s, o) => {
+      this.putRow(this.k[l]!, data, o, s);
+      this.putRow(this.v[l]!, data, o + d, s);
+    });
   }
 }

@@ -3,6 +3,28 @@
 import { CachetError } from '../../errors';
 import type { Rope } from './rope';
 
+/**
+ * Walks readSlots/writeSlots' layout [layer][slot][K|V][kvDim]: row(l, slot, o) with K at offset
+ * o and V at o + kvDim. Shared by the host KV stores (this one and onnx's head-major one).
+ */
+export function forEachSlotRow(layers: number, slots: Int32Array, kvDim: number, row: (l: number, slot: number, o: number) => void): void {
+  let o = 0;
+  for (let l = 0; l < layers; l++) {
+    for (const s of slots) {
+      row(l, s, o);
+      o += 2 * kvDim;
+    }
+  }
+}
+
+/** Throws unless `data` holds exactly the slots in readSlots' layout. */
+export function checkSlotData(layers: number, slots: Int32Array, kvDim: number, data: Float32Array): void {
+  const expected = layers * slots.length * 2 * kvDim;
+  if (data.length !== expected) {
+    throw new CachetError(`writeSlots: got ${data.length} floats for ${slots.length} slots, expected ${expected}`, 'Pass data in readSlots\' layout: [layer][slot][K|V][kvHeads*headDim].');
+  }
+}
+
 export class KvStore {
   readonly k: Float32Array[] = [];
   readonly v: Float32Array[] = [];
@@ -62,31 +84,20 @@ export class KvStore {
     this.checkSlots(slots, 'readSlots');
     const d = this.kvDim;
     const out = new Float32Array(this.layers * slots.length * 2 * d);
-    let o = 0;
-    for (let l = 0; l < this.layers; l++) {
-      for (const s of slots) {
-        out.set(this.k[l]!.subarray(s * d, (s + 1) * d), o);
-        out.set(this.v[l]!.subarray(s * d, (s + 1) * d), o + d);
-        o += 2 * d;
-      }
-    }
+    forEachSlotRow(this.layers, slots, d, (l, s, o) => {
+      out.set(this.k[l]!.subarray(s * d, (s + 1) * d), o);
+      out.set(this.v[l]!.subarray(s * d, (s + 1) * d), o + d);
+    });
     return out;
   }
 
   write(slots: Int32Array, data: Float32Array): void {
     this.checkSlots(slots, 'writeSlots');
     const d = this.kvDim;
-    const expected = this.layers * slots.length * 2 * d;
-    if (data.length !== expected) {
-      throw new CachetError(`writeSlots: got ${data.length} floats for ${slots.length} slots, expected ${expected}`, 'Pass data in readSlots\' layout: [layer][slot][K|V][kvHeads*headDim].');
-    }
-    let o = 0;
-    for (let l = 0; l < this.layers; l++) {
-      for (const s of slots) {
-        this.k[l]!.set(data.subarray(o, o + d), s * d);
-        this.v[l]!.set(data.subarray(o + d, o + 2 * d), s * d);
-        o += 2 * d;
-      }
-    }
+    checkSlotData(this.layers, slots, d, data);
+    forEachSlotRow(this.layers, slots, d, (l, s, o) => {
+      this.k[l]!.set(data.subarray(o, o + d), s * d);
+      this.v[l]!.set(data.subarray(o + d, o + 2 * d), s * d);
+    });
   }
 }
