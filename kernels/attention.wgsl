@@ -256,6 +256,24 @@ fn load_tile(t0: u32, kv_end: u32, kvh: u32, is_v: bool, lid: u32) {
   }
 }
 
+// Online softmax of query row r of a score tile in sp (scores -> probabilities), updating the
+// row's running max and sum and leaving the rescale of earlier output in row_c[r].
+fn softmax_tile_row(r: u32) {
+  var mx = row_m[r];
+  for (var kk = 0u; kk < BK; kk++) { mx = max(mx, sp[r * SPS + kk]); }
+  var sum = 0.0;
+  for (var kk = 0u; kk < BK; kk++) {
+    let sc = sp[r * SPS + kk];
+    let e = select(0.0, exp(sc - mx), sc > NEG);
+    sp[r * SPS + kk] = e;
+    sum += e;
+  }
+  let c = exp(row_m[r] - mx);
+  row_c[r] = c;
+  row_l[r] = row_l[r] * c + sum;
+  row_m[r] = mx;
+}
+
 @compute @workgroup_size($WG)
 fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   touch_bindings();
@@ -292,21 +310,7 @@ fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       sp[qi * SPS + kk] = select(NEG, s, t0 + kk < limit);
     }
     workgroupBarrier();
-    if (lid < BQ) {
-      var mx = row_m[lid];
-      for (var kk = 0u; kk < BK; kk++) { mx = max(mx, sp[lid * SPS + kk]); }
-      var sum = 0.0;
-      for (var kk = 0u; kk < BK; kk++) {
-        let sc = sp[lid * SPS + kk];
-        let e = select(0.0, exp(sc - mx), sc > NEG);
-        sp[lid * SPS + kk] = e;
-        sum += e;
-      }
-      let c = exp(row_m[lid] - mx);
-      row_c[lid] = c;
-      row_l[lid] = row_l[lid] * c + sum;
-      row_m[lid] = mx;
-    }
+    if (lid < BQ) { softmax_tile_row(lid); }
     workgroupBarrier();
     load_tile(t0, kv_end, kvh, true, lid);
     workgroupBarrier();
@@ -334,15 +338,12 @@ fn attn_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // load feeds several independent FMAs (the one-dot-at-a-time attn_prefill was latency-bound:
 // ~0.9 s per 512-token chunk at 4k context on an H200). Rows of the Q and K/V tiles are padded to
 // head_dim / 4 + 1 vec4, so the eight key rows a subgroup reads fall in different banks.
-const PQ = 16u;
-const PK = 32u;
-const PPS = PK + 1u;
+// Tile sizes equal attn_prefill's (PQ = BQ, PK = BK), so scores, probabilities and row statistics
+// use its sp / row_m / row_l / row_c and its softmax_tile_row.
+const PQ = BQ;
+const PK = BK;
 var<workgroup> tq4: array<vec4<f32>, 528>;      // [PQ][head_dim / 4 + 1]
 var<workgroup> tkv4: array<vec4<f32>, 1056>;    // [PK][head_dim / 4 + 1]: K tile, then V tile
-var<workgroup> tp: array<f32, 528>;             // [PQ][PK + 1]: scores, then probabilities
-var<workgroup> t_m: array<f32, 16>;
-var<workgroup> t_l: array<f32, 16>;
-var<workgroup> t_c: array<f32, 16>;
 var<workgroup> tslot: array<u32, 32>;           // the tile's KV slots
 
 // Loads a K or V tile (slots from tslot) into tkv4, four independent loads per thread in flight:
@@ -420,7 +421,7 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     }
     tq4[qi * rs4 + d4] = v;
   }
-  if (lid < PQ) { t_m[lid] = NEG; t_l[lid] = 0.0; }
+  if (lid < PQ) { row_m[lid] = NEG; row_l[lid] = 0.0; }
   let kv_end = st.n_past + min(q0 + PQ, n);
   let tq = lid / 8u;
   let tk = lid % 8u;
@@ -462,8 +463,8 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         let kk = tk + 8u * c;
         let e0 = select(0.0, exp(s[c] - mx.x), s[c] > NEG);
         let e1 = select(0.0, exp(s[4u + c] - mx.y), s[4u + c] > NEG);
-        tp[qa * PPS + kk] = e0;
-        tp[(qa + 1u) * PPS + kk] = e1;
+        sp[qa * SPS + kk] = e0;
+        sp[(qa + 1u) * SPS + kk] = e1;
         sum += vec2<f32>(e0, e1);
       }
       sum = row8_sum(sum);
@@ -474,27 +475,13 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     } else {
       for (var c = 0u; c < 4u; c++) {
         let kk = tk + 8u * c;
-        tp[qa * PPS + kk] = select(NEG, s[c], t0 + kk < lim0);
-        tp[(qa + 1u) * PPS + kk] = select(NEG, s[4u + c], t0 + kk < lim1);
+        sp[qa * SPS + kk] = select(NEG, s[c], t0 + kk < lim0);
+        sp[(qa + 1u) * SPS + kk] = select(NEG, s[4u + c], t0 + kk < lim1);
       }
       workgroupBarrier();
-      if (lid < PQ) {
-        var mx = t_m[lid];
-        for (var kk = 0u; kk < PK; kk++) { mx = max(mx, tp[lid * PPS + kk]); }
-        var sum = 0.0;
-        for (var kk = 0u; kk < PK; kk++) {
-          let sc = tp[lid * PPS + kk];
-          let e = select(0.0, exp(sc - mx), sc > NEG);
-          tp[lid * PPS + kk] = e;
-          sum += e;
-        }
-        let c = exp(t_m[lid] - mx);
-        t_c[lid] = c;
-        t_l[lid] = t_l[lid] * c + sum;
-        t_m[lid] = mx;
-      }
+      if (lid < PQ) { softmax_tile_row(lid); }
       workgroupBarrier();
-      cr = vec2<f32>(t_c[qa], t_c[qa + 1u]);
+      cr = vec2<f32>(row_c[qa], row_c[qa + 1u]);
     }
     load_tile4(t0, kv_end, kvh, true, lid, rs4);
     workgroupBarrier();
@@ -502,8 +489,8 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let c1 = cr.y;
     for (var c = 0u; c < 4u; c++) { acc[c] *= c0; acc[4u + c] *= c1; }
     for (var kk = 0u; kk < PK; kk++) {
-      let p0 = tp[qa * PPS + kk];
-      let p1 = tp[(qa + 1u) * PPS + kk];
+      let p0 = sp[qa * SPS + kk];
+      let p1 = sp[(qa + 1u) * SPS + kk];
       for (var c = 0u; c < 4u; c++) {
         if (c < nc) {
           let v = tkv4[kk * rs4 + tk + 8u * c];
@@ -517,7 +504,7 @@ fn attn_prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
   for (var r = 0u; r < 2u; r++) {
     let qi = qa + r;
     if (q0 + qi < n) {
-      let inv = 1.0 / select(t_l[qi], l_r[r], in_regs);
+      let inv = 1.0 / select(row_l[qi], l_r[r], in_regs);
       for (var c = 0u; c < nc; c++) {
         let o = ((q0 + qi) * p.heads + h) * dim + 4u * (tk + 8u * c);
         let v = acc[r * 4u + c] * inv;
