@@ -10,7 +10,8 @@
 //   3. values: thread t owns pair t % (HD/2) of the head dim for all G heads; key groups of
 //      threads split the keys and are summed through shared memory at the end.
 //   Writes the same partials as attention.wgsl's attn_partial: (max, sum, unnormalised output).
-// attn_merge: one workgroup per (query head, query) merges the splits, one thread per dim.
+// attn_merge: one workgroup per (query head, query) merges the splits, a thread per dim (two
+//   dims per thread for head_dim 256).
 
 struct AttnParams { heads: u32, kv_heads: u32, head_dim: u32, chunk: u32, splits: u32, scale: f32, pad0: u32, pad1: u32 }
 struct Step { n_tokens: u32, n_past: u32, n_ctx: u32, pad: u32 }
@@ -207,17 +208,17 @@ fn attn_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
   }
   let L = lsum[0];
-  if (lid < HD) {
+  let stride = HD + 2u;
+  for (var d = lid; d < HD; d += WGS) {
     // four splits per iteration: independent loads in flight
     var a = vec4<f32>(0.0);
     var s = 0u;
-    let stride = HD + 2u;
     for (; s + 3u < p.splits; s += 4u) {
-      let o = (base + s) * stride + 2u + lid;
+      let o = (base + s) * stride + 2u + d;
       a += vec4<f32>(wsplit[s], wsplit[s + 1u], wsplit[s + 2u], wsplit[s + 3u]) * vec4<f32>(OP[o], OP[o + stride], OP[o + 2u * stride], OP[o + 3u * stride]);
     }
     var r = a.x + a.y + a.z + a.w;
-    for (; s < p.splits; s++) { r += wsplit[s] * OP[(base + s) * stride + 2u + lid]; }
-    O[(i * p.heads + h) * HD + lid] = r / L;
+    for (; s < p.splits; s++) { r += wsplit[s] * OP[(base + s) * stride + 2u + d]; }
+    O[(i * p.heads + h) * HD + d] = r / L;
   }
 }

@@ -69,7 +69,7 @@ async function runAttention(pipes: Pipelines, n: number, nCtx: number, dim: numb
     // writes O directly: one workgroup per 16 queries and head
     await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], Math.ceil(n / 16), heads, 1);
   } else {
-    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, entry === 'attn_decode' || split ? kvh : heads, n);
+    await run(H, pp, [pipes.bind(pp, 0, entries), pipes.bind(pp, 1, { 0: KC, 1: VC })], splits, split ? kvh : heads, n);
     await run(H, pc, [pipes.bind(pc, 0, entries), pipes.bind(pc, 1, { 0: KC, 1: VC })], heads, n);
   }
   const want = cpuAttention(q, kvRound(kv, f16), kvRound(vv, f16), ctxSlots, n, heads, kvh, dim);
@@ -85,14 +85,11 @@ describe('attention kernels', () => {
     if (!h) return ctx.skip(skip);
     expect(await runAttention(h.pipes, 7, 150, 128, 128)).toBeLessThan(2e-5);
   });
-  test('attn_decode (GQA group per workgroup): 6 heads per KV head, 2 queries, 3 splits', async (ctx) => {
+  test('attn_split at the head dims only it covers now: 16 (4 / 8 query heads per KV head) and 256', async (ctx) => {
     if (!h) return ctx.skip(skip);
-    expect(await runAttention(h.pipes, 2, 170, 128, 64, 'attn_decode', 12, 2)).toBeLessThan(2e-5);
-    expect(await runAttention(h.pipes, 1, 40, 64, 64, 'attn_decode', 4, 2)).toBeLessThan(2e-5);
-  });
-  test('attn_decode fallback path: f32 KV, no subgroups, 8 heads per KV head, head_dim 32', async (ctx) => {
-    if (!h) return ctx.skip(skip);
-    expect(await runAttention(h.altPipes, 1, 130, 32, 128, 'attn_decode', 8, 1)).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 2, 170, 16, 64, 'attn_split', 8, 2)).toBeLessThan(2e-5);
+    expect(await runAttention(h.altPipes, 1, 130, 16, 128, 'attn_split', 8, 1)).toBeLessThan(2e-5);
+    expect(await runAttention(h.pipes, 1, 300, 256, 128, 'attn_split', 8, 2)).toBeLessThan(2e-5);
   });
   test('attn_split + attn_merge (layout-specialised flash decoding): G 6 / 7 / 1, head_dim 128 / 64', async (ctx) => {
     if (!h) return ctx.skip(skip);

@@ -37,7 +37,7 @@ const FAMILY_WG: Record<string, number> = { 'matvec-fused': 256, 'attention-deco
 
 /** Whether attention-decode.wgsl supports a head layout (G query heads per KV head, head dim). */
 export function decodeAttentionFits(group: number, headDim: number): boolean {
-  return group >= 1 && group <= 8 && headDim % 16 === 0 && headDim >= 32 && headDim <= 128;
+  return group >= 1 && group <= 8 && headDim % 16 === 0 && headDim >= 16 && headDim <= 256;
 }
 
 export type KernelFamily = keyof typeof FAMILY_FILES;

@@ -89,8 +89,6 @@ interface LayerOps {
   /** ropeQ + storeKv in one dispatch. */
   ropeQkv: Op;
   attnPartial: Op;
-  /** GQA-grouped decode attention, when the head layout allows it. */
-  attnDecode?: Op;
   /** Flash decoding specialised for the head layout (attention-decode.wgsl): split + merge. */
   attnSplit?: Op;
   attnMerge?: Op;
@@ -446,11 +444,6 @@ export class WebGpuBackend implements Backend {
     };
   }
 
-  private groupedDecodeOk(): boolean {
-    const c = this.config;
-    return c.nHeads / c.nKvHeads <= 8 && c.headDim % 16 === 0;
-  }
-
   private buildOps(embd: GpuMatrix, head: GpuMatrix, outNorm: GPUBuffer, outNormBias: GPUBuffer | undefined): void {
     const c = this.config;
     const d = this.device;
@@ -482,7 +475,6 @@ export class WebGpuBackend implements Backend {
         storeKv: this.op('rope', 'rope_store_kv', 'f32', { ...ropeCommon, 0: this.dummyRw, 2: ropeKParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         ropeQkv: this.op('rope', 'rope_qkv', 'f32', { ...ropeCommon, 0: this.qb, 2: ropeQkvParams, 4: this.kb, 5: this.vb, 6: this.ctxBuf }, kv),
         attnPartial: this.op('attention', 'attn_partial', 'f32', attnG, kv),
-        attnDecode: this.groupedDecodeOk() ? this.op('attention', 'attn_decode', 'f32', attnG, kv) : undefined,
         attnSplit: splitLayout ? this.op('attention-decode', 'attn_split', splitLayout, attnG, kv) : undefined,
         attnMerge: splitLayout ? this.op('attention-decode', 'attn_merge', splitLayout, attnG, kv) : undefined,
         // register-tiled prefill where the head dim allows (multiple of 32), else one dot at a time
@@ -774,8 +766,7 @@ export class WebGpuBackend implements Backend {
           this.dispatch(L.attnSplit!, splits, c.nKvHeads, m);
           this.dispatch(L.attnMerge!, c.nHeads, m);
         } else {
-          if (L.attnDecode && this.useFused) this.dispatch(L.attnDecode, splits, c.nKvHeads, m);
-          else this.dispatch(L.attnPartial, splits, c.nHeads, m);
+          this.dispatch(L.attnPartial, splits, c.nHeads, m);
           this.dispatch(L.attnCombine, c.nHeads, m);
         }
       }
