@@ -90,7 +90,7 @@ fn attn_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       }
     }
     for (var g = 0u; g < G; g++) {
-      let v = group_sum(part[g], lid, sgs, 8u);
+      let v = sum8(part[g], lid, sgs);
       if (lane == 0u && valid) { sc[g * KMAX + kt] = v; }
     }
   }

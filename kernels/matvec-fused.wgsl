@@ -197,7 +197,32 @@ fn dot_w0(row: u32, c0: u32, step: u32) -> f32 {
 //#endif
 //#endif
 
+var<workgroup> seg: array<f32, 256>;
 var<workgroup> kpart: array<vec2<f32>, 8>;   // split-K partials per subgroup
+
+// Sum over the 32 lanes of each row; the result is valid in every lane.
+fn lane_sum(v: f32, lid: u32, sgs: u32) -> f32 {
+//#if SUBGROUPS
+  if (sgs >= 32u) {
+    var s = v;
+    s += subgroupShuffleXor(s, 16u);
+    s += subgroupShuffleXor(s, 8u);
+    s += subgroupShuffleXor(s, 4u);
+    s += subgroupShuffleXor(s, 2u);
+    s += subgroupShuffleXor(s, 1u);
+    return s;
+  }
+//#endif
+  seg[lid] = v;
+  workgroupBarrier();
+  for (var o = 16u; o > 0u; o >>= 1u) {
+    if ((lid & 31u) < o) { seg[lid] += seg[lid + o]; }
+    workgroupBarrier();
+  }
+  let r = seg[lid & ~31u];
+  workgroupBarrier();
+  return r;
+}
 
 // Epilogue of row r (numbered across the matrices) for token m: bias, SwiGLU, residual add.
 fn store_row(m: u32, r: u32, a: f32, b: f32, swiglu: bool, total: u32) {
@@ -276,9 +301,9 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   } else if (r < total) {
     a = dot2_w2(r - p.n0 - p.n1, p.n2, lane);
   }
-  a.x = group_sum(a.x, lid, sgs, 32u);
-  a.y = group_sum(a.y, lid, sgs, 32u);
-  if (swiglu) { b.x = group_sum(b.x, lid, sgs, 32u); b.y = group_sum(b.y, lid, sgs, 32u); }
+  a.x = lane_sum(a.x, lid, sgs);
+  a.y = lane_sum(a.y, lid, sgs);
+  if (swiglu) { b.x = lane_sum(b.x, lid, sgs); b.y = lane_sum(b.y, lid, sgs); }
   if (lane != 0u) { return; }
   store_row(m, r, a.x, b.x, swiglu, total);
   // the second row exists unless r is the last row of its matrix
@@ -300,8 +325,8 @@ fn matvec_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   } else if (r < total) {
     a = dot_w2(r - p.n0 - p.n1, c0, step);
   }
-  a = group_sum(a, lid, sgs, 32u);
-  if (swiglu) { b = group_sum(b, lid, sgs, 32u); }
+  a = lane_sum(a, lid, sgs);
+  if (swiglu) { b = lane_sum(b, lid, sgs); }
   if ($KSu > 1u) {
     if (lane == 0u) { kpart[warp] = vec2<f32>(a, b); }
     workgroupBarrier();

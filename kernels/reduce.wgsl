@@ -50,25 +50,24 @@ fn reduce_max(v: f32, lid: u32) -> f32 {
 //#endif
 }
 
-// Sum over aligned groups of `width` adjacent lanes (a power of two, 2..32: 8 lanes per key in
-// the decode attention kernels, 32 per row in the fused matvecs); valid in every lane of the
-// group. sgs: the subgroup size (1 without subgroups); smaller subgroups use shared memory.
-var<workgroup> seg: array<f32, $WG>;
-fn group_sum(v: f32, lid: u32, sgs: u32, width: u32) -> f32 {
+// Sum over the 8 lanes lid & ~7 .. +7 (8 lanes per key in the decode attention kernels); the
+// result is valid in every lane. sgs: the subgroup size (1 without subgroups).
+var<workgroup> seg8: array<f32, $WG>;
+fn sum8(v: f32, lid: u32, sgs: u32) -> f32 {
 //#if SUBGROUPS
-  if (sgs >= width) {
+  if (sgs >= 8u) {
     var s = v;
-    for (var o = width / 2u; o > 0u; o >>= 1u) { s += subgroupShuffleXor(s, o); }
+    s += subgroupShuffleXor(s, 4u);
+    s += subgroupShuffleXor(s, 2u);
+    s += subgroupShuffleXor(s, 1u);
     return s;
   }
 //#endif
-  seg[lid] = v;
+  seg8[lid] = v;
   workgroupBarrier();
-  for (var o = width / 2u; o > 0u; o >>= 1u) {
-    if ((lid & (width - 1u)) < o) { seg[lid] += seg[lid + o]; }
-    workgroupBarrier();
-  }
-  let r = seg[lid & ~(width - 1u)];
+  let b = lid & ~7u;
+  var s = 0.0;
+  for (var i = 0u; i < 8u; i++) { s += seg8[b + i]; }
   workgroupBarrier();
-  return r;
+  return s;
 }
